@@ -1,0 +1,52 @@
+"""Atomic file writes: a file appears under its final name only once it is complete."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def partial_name(path: Path) -> Path:
+    """Return a hidden temporary name beside ``path`` that keeps its suffixes.
+
+    Examples
+    --------
+    >>> partial_name(Path("/d/model.keras")).suffix
+    '.keras'
+    """
+    return path.with_name(f".partial-{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield a temporary path to write; move it onto ``path`` only if the block succeeds.
+
+    The temporary file lives in the same folder (so :func:`os.replace` is atomic) and ends with
+    the same name, so libraries that look at the suffix (``.nii.gz``, ``.keras``, ``.npy``) still
+    work. On any exception the temporary file is removed and the final name is untouched.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> target = Path(tempfile.mkdtemp()) / "a.txt"
+    >>> with atomic_path(target) as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> target.read_text()
+    'done'
+    """
+    final = Path(path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = partial_name(final)
+    try:
+        yield tmp
+        if not tmp.exists():
+            raise FileNotFoundError(f"{final}: nothing was written to the temporary file {tmp.name}")
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, final)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()

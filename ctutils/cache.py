@@ -1,0 +1,449 @@
+"""A cache of preprocessed volumes: preprocess a dataset once, read it memory-mapped ever after.
+
+Layout of a cache folder (chapter 02)::
+
+    CACHE/volumes.npy     (N, X, Y, Z) float32 in [0, 1]; np.load(..., mmap_mode="r")
+    CACHE/manifest.csv    one row per source scan, skipped ones included:
+                          path, label, class_name, split, index, error, original_shape, spacing_mm
+    CACHE/cache.json      preprocessing config, cache key, class names, counts — written last
+
+``index`` is the scan's row in ``volumes.npy`` (empty for a skipped scan); ``error`` is empty
+unless the scan was skipped. The cache key hashes the preprocessing parameters, the label
+mapping, the split seed and every source file's path, size and modification time: a rerun with
+the same inputs does no work, and anything changed builds a new cache.
+
+Writes are atomic. Volumes are streamed into a memory-mapped temporary file, one scan at a time,
+so memory stays bounded whatever the number of scans; the final files only appear under their
+names once complete, and ``cache.json`` (the marker that the cache is valid) is removed first
+and written last.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ctutils.atomic import atomic_path, partial_name
+from ctutils.preprocess import PreprocessConfig, preprocess_file
+from ctutils.splits import SPLITS, stratified_split
+
+__all__ = ["CACHE_VERSION", "Cache", "CacheError", "build_cache", "open_cache", "write_cache"]
+
+CACHE_VERSION = 1
+VOLUMES = "volumes.npy"
+MANIFEST = "manifest.csv"
+INFO = "cache.json"
+COLUMNS = ("path", "label", "class_name", "split", "index", "error", "original_shape", "spacing_mm")
+
+
+class CacheError(ValueError):
+    """A cache folder is missing, incomplete or inconsistent; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Cache:
+    """An opened cache (see the module docstring for the files).
+
+    Attributes
+    ----------
+    root : Path
+        The cache folder.
+    volumes : np.ndarray
+        Read-only memory map (N, X, Y, Z) float32.
+    records : list of dict
+        Manifest rows (str values; ``index`` as int or None, ``label`` as int).
+    config : PreprocessConfig
+        How the volumes were made.
+    class_names : tuple of str
+        Name of label k at position k.
+    info : dict
+        Contents of ``cache.json``.
+    """
+
+    root: Path
+    volumes: np.ndarray
+    records: list[dict[str, Any]]
+    config: PreprocessConfig
+    class_names: tuple[str, ...]
+    info: dict[str, Any]
+
+    def _rows(self, split: str | None) -> list[dict[str, Any]]:
+        if split is not None and split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+        rows = [r for r in self.records if r["index"] is not None and (split is None or r["split"] == split)]
+        return sorted(rows, key=lambda r: r["index"])
+
+    def indices(self, split: str | None = None) -> np.ndarray:
+        """Rows of :attr:`volumes` in ``split`` (all kept scans when None), ascending."""
+        return np.array([r["index"] for r in self._rows(split)], dtype=np.int64)
+
+    def labels(self, split: str | None = None) -> np.ndarray:
+        """Labels aligned with :meth:`indices`."""
+        return np.array([r["label"] for r in self._rows(split)], dtype=np.int64)
+
+    def paths(self, split: str | None = None) -> list[Path]:
+        """Source files aligned with :meth:`indices`."""
+        return [Path(r["path"]) for r in self._rows(split)]
+
+    @property
+    def skipped(self) -> list[dict[str, Any]]:
+        """Manifest rows of scans that could not be preprocessed."""
+        return [r for r in self.records if r["index"] is None]
+
+    def __len__(self) -> int:
+        return int(self.volumes.shape[0])
+
+
+def _read_manifest(path: Path) -> list[dict[str, Any]]:
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            missing = [c for c in ("path", "label", "split", "index", "error") if c not in (reader.fieldnames or [])]
+            if missing:
+                raise CacheError(f"{path}: manifest lacks the column(s) {', '.join(missing)}")
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise CacheError(f"{path}: cannot read the manifest ({error})") from error
+    records = []
+    for number, row in enumerate(rows, start=2):
+        try:
+            row["index"] = int(row["index"]) if row["index"] not in ("", None) else None
+            row["label"] = int(row["label"])
+        except ValueError as error:
+            raise CacheError(f"{path}: line {number}: label and index must be integers ({error})") from error
+        records.append(row)
+    return records
+
+
+def open_cache(root: str | os.PathLike[str]) -> Cache:
+    """Open a cache folder made by :func:`build_cache` or :func:`write_cache`.
+
+    Raises
+    ------
+    CacheError
+        Naming the file, when a file is missing or when volumes, manifest and ``cache.json``
+        disagree (count, shape, dtype, labels, indices).
+    """
+    root = Path(root)
+    info_path, volumes_path, manifest_path = root / INFO, root / VOLUMES, root / MANIFEST
+    if not root.is_dir():
+        raise CacheError(f"{root}: no such cache folder (make one with `python -m ctutils data preprocess`)")
+    for path in (info_path, volumes_path, manifest_path):
+        if not path.is_file():
+            raise CacheError(f"{path}: missing; the cache is incomplete, rebuild it with `python -m ctutils data preprocess`")
+    try:
+        info = json.loads(info_path.read_text())
+        config = PreprocessConfig.from_dict(info["config"])
+        class_names = tuple(info["class_names"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise CacheError(f"{info_path}: not a valid cache description ({error})") from error
+    try:
+        volumes = np.load(volumes_path, mmap_mode="r")
+    except (OSError, ValueError) as error:
+        raise CacheError(f"{volumes_path}: cannot read the volumes ({error})") from error
+    expected = (int(info.get("n_volumes", -1)), *config.shape)
+    if volumes.ndim != 4 or tuple(volumes.shape) != expected or volumes.dtype != np.float32:
+        raise CacheError(
+            f"{volumes_path}: holds {volumes.dtype} {tuple(volumes.shape)}, but {info_path.name} "
+            f"describes float32 {expected}"
+        )
+    records = _read_manifest(manifest_path)
+    indices = sorted(r["index"] for r in records if r["index"] is not None)
+    if indices != list(range(len(volumes))):
+        raise CacheError(
+            f"{manifest_path}: its index column covers {len(indices)} rows, but {volumes_path.name} "
+            f"holds {len(volumes)} volumes (each row 0…N-1 must appear once)"
+        )
+    for record in records:
+        if record["index"] is not None and not 0 <= record["label"] < len(class_names):
+            raise CacheError(
+                f"{manifest_path}: label {record['label']} of {record['path']} is not one of "
+                f"0…{len(class_names) - 1} ({', '.join(class_names)})"
+            )
+        if record["index"] is not None and record["split"] not in SPLITS:
+            raise CacheError(f"{manifest_path}: split {record['split']!r} of {record['path']} is not one of {SPLITS}")
+    return Cache(root=root, volumes=volumes, records=records, config=config, class_names=class_names, info=info)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _write_manifest(path: Path, records: Iterable[dict[str, Any]]) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
+            writer.writeheader()
+            for record in records:
+                writer.writerow({k: "" if record.get(k) is None else record[k] for k in COLUMNS})
+
+
+def _install(root: Path, volumes_tmp: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> None:
+    """Move a finished volumes file into place, then the manifest, then the marker."""
+    root.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        (root / INFO).unlink()  # the old cache is invalid from here on
+    os.replace(volumes_tmp, root / VOLUMES)
+    _write_manifest(root / MANIFEST, records)
+    _write_json(root / INFO, info)
+
+
+def write_cache(
+    root: str | os.PathLike[str],
+    volumes: np.ndarray,
+    labels: Sequence[int],
+    *,
+    splits: Sequence[str],
+    config: PreprocessConfig,
+    paths: Sequence[str] | None = None,
+    class_names: Sequence[str] = ("normal", "abnormal"),
+) -> Cache:
+    """Write in-memory volumes as a cache (for tests, exercises and small data).
+
+    Parameters
+    ----------
+    root : path-like
+        Cache folder (created).
+    volumes : np.ndarray
+        (N, X, Y, Z), converted to float32; ``(X, Y, Z)`` must equal ``config.shape``.
+    labels, splits : sequences of length N
+        Integer labels and "train" / "val" / "test".
+    config : PreprocessConfig, keyword-only
+    paths : sequence of str, optional
+        Source paths for the manifest (default ``volume_0000`` …).
+    class_names : sequence of str
+        Name of label k at position k.
+    """
+    root = Path(root)
+    volumes = np.asarray(volumes, dtype=np.float32)
+    n = len(volumes)
+    if volumes.ndim != 4 or tuple(volumes.shape[1:]) != config.shape:
+        raise ValueError(f"{root}: volumes of shape {volumes.shape} do not match config.shape {config.shape}")
+    if len(labels) != n or len(splits) != n:
+        raise ValueError(f"{root}: got {n} volumes, {len(labels)} labels and {len(splits)} splits")
+    paths = list(paths) if paths is not None else [f"volume_{i:04d}" for i in range(n)]
+    records = [
+        {"path": p, "label": int(y), "class_name": class_names[int(y)], "split": s, "index": i, "error": ""}
+        for i, (p, y, s) in enumerate(zip(paths, labels, splits))
+    ]
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = partial_name(root / VOLUMES)
+    try:
+        np.save(tmp, volumes)
+        info = _info(config, class_names, records, key="in-memory", source=None)
+        _install(root, tmp, records, info)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    return open_cache(root)
+
+
+def _info(config: PreprocessConfig, class_names: Sequence[str], records: list[dict[str, Any]], *, key: str, source: str | None) -> dict[str, Any]:
+    kept = [r for r in records if r["index"] is not None]
+    return {
+        "cache_version": CACHE_VERSION,
+        "key": key,
+        "source": source,
+        "config": config.to_dict(),
+        "class_names": list(class_names),
+        "n_volumes": len(kept),
+        "n_skipped": len(records) - len(kept),
+        "counts": {s: {name: sum(1 for r in kept if r["split"] == s and r["class_name"] == name) for name in class_names} for s in SPLITS},
+    }
+
+
+def _cache_key(config: PreprocessConfig, scans: Sequence[Any], root: Path, *, mapping: str, seed: int, fractions: Sequence[float]) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"version": CACHE_VERSION, "config": config.to_dict(), "mapping": mapping, "seed": seed, "fractions": list(fractions)}, sort_keys=True).encode())
+    for scan in scans:
+        stat = scan.path.stat()
+        digest.update(f"{scan.path.resolve()}\0{scan.label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def _cached(root: Path, key: str) -> Cache | None:
+    try:
+        cache = open_cache(root)
+    except CacheError:
+        return None
+    return cache if cache.info.get("key") == key else None
+
+
+def _work(task: tuple[int, str, PreprocessConfig]) -> tuple[int, np.ndarray | None, dict[str, str]]:
+    """Preprocess one scan in a worker; an error becomes a message, not a crash of the batch."""
+    position, path, config = task
+    try:
+        array, volume = preprocess_file(path, config=config)
+    except Exception as error:  # noqa: BLE001 - any failure of one scan is reported, the batch goes on
+        reason = str(error).removeprefix(f"{path}: ")
+        if not isinstance(error, ValueError):
+            reason = f"{type(error).__name__}: {reason}"
+        return position, None, {"error": reason}
+    meta = {
+        "original_shape": "x".join(str(n) for n in volume.original_shape),
+        "spacing_mm": "x".join(f"{s:.4g}" for s in volume.spacing_mm),
+    }
+    return position, array, meta
+
+
+def _run(tasks: list[tuple[int, str, PreprocessConfig]], workers: int) -> Iterable[tuple[int, np.ndarray | None, dict[str, str]]]:
+    """Yield results as they finish, with at most ``2 * workers`` scans in flight."""
+    if workers <= 1:
+        yield from map(_work, tasks)
+        return
+    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+        pending: set[cf.Future] = set()
+        queue = iter(tasks)
+        for task in queue:
+            pending.add(pool.submit(_work, task))
+            if len(pending) >= 2 * workers:
+                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                for future in done:
+                    yield future.result()
+        for future in cf.as_completed(pending):
+            yield future.result()
+
+
+class PreprocessError(ValueError):
+    """Raised by ``build_cache(strict=True)`` for the first scan that fails."""
+
+
+def build_cache(
+    src_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    config: PreprocessConfig | None = None,
+    dataset: str | None = None,
+    mapping: str | None = None,
+    workers: int | None = None,
+    strict: bool = False,
+    seed: int = 0,
+    fractions: Sequence[float] = (0.7, 0.15, 0.15),
+    progress: bool = True,
+) -> Cache:
+    """Preprocess every scan of a dataset folder into a cache, in parallel; reuse it if current.
+
+    Parameters
+    ----------
+    src_dir : path-like
+        Folder with MosMedData-style class folders (``CT-0``, ``CT-23`` …).
+    out_dir : path-like
+        Cache folder; see the module docstring.
+    config : PreprocessConfig, keyword-only
+        Preprocessing steps (default ``PreprocessConfig()``).
+    dataset, mapping : str, optional
+        Registry name and label mapping (default: detected from the folder names).
+    workers : int, optional
+        Processes to use (default: all CPU cores); 1 runs in this process.
+    strict : bool
+        Stop at the first bad scan (raise :class:`PreprocessError`) instead of skipping it.
+    seed, fractions :
+        The stratified split (see :func:`ctutils.splits.stratified_split`).
+    progress : bool
+        Show a tqdm progress bar and report skipped scans on stderr.
+
+    Returns
+    -------
+    Cache
+        The opened cache; ``Cache.info["reused"]`` is True when nothing had to be done.
+    """
+    from ctutils.datasets import get_dataset, list_scans  # datasets imports nothing heavy
+
+    config = config or PreprocessConfig()
+    src, out = Path(src_dir), Path(out_dir)
+    spec = get_dataset(dataset) if dataset is not None else None
+    scans = list_scans(src, spec=spec, mapping=mapping)
+    mapping_name = mapping or "default"
+    class_names = _class_names(scans, spec, mapping, src)
+    key = _cache_key(config, scans, src, mapping=mapping_name, seed=seed, fractions=fractions)
+    existing = _cached(out, key)
+    if existing is not None:
+        existing.info["reused"] = True
+        if progress:
+            print(f"{out}: cache is up to date ({len(existing)} volumes); nothing to do", file=sys.stderr)
+        return existing
+
+    workers = workers or os.cpu_count() or 1
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = partial_name(out / VOLUMES)
+    kept_tmp = partial_name(out / VOLUMES)
+    records: list[dict[str, Any]] = [
+        {"path": str(s.path), "label": s.label, "class_name": s.class_name, "split": "", "index": None, "error": ""}
+        for s in scans
+    ]
+    try:
+        staging = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(scans), *config.shape))
+        tasks = [(i, str(s.path), config) for i, s in enumerate(scans)]
+        bar = _progress(len(tasks), enabled=progress)
+        try:
+            for position, array, meta in _run(tasks, workers):
+                records[position].update(meta)
+                if array is None:
+                    message = f"{scans[position].path}: {meta['error']}"
+                    if strict:
+                        raise PreprocessError(message)
+                    _report(bar, f"skipped {message}")
+                else:
+                    staging[position] = array
+                bar.update(1)
+        finally:
+            bar.close()
+        staging.flush()
+        kept = [i for i, r in enumerate(records) if not r["error"]]
+        if not kept:
+            raise PreprocessError(f"{src}: none of the {len(scans)} scans could be preprocessed; see the errors above")
+        # Compact the kept rows into the final array, one volume at a time (bounded memory).
+        final = np.lib.format.open_memmap(kept_tmp, mode="w+", dtype=np.float32, shape=(len(kept), *config.shape))
+        for row, position in enumerate(kept):
+            final[row] = staging[position]
+            records[position]["index"] = row
+        final.flush()
+        del final, staging
+        rel = [str(scans[i].path.relative_to(src)) for i in kept]
+        splits = stratified_split([records[i]["label"] for i in kept], keys=rel, seed=seed, fractions=fractions)
+        for position, split in zip(kept, splits):
+            records[position]["split"] = split
+        info = _info(config, class_names, records, key=key, source=str(src.resolve()))
+        info.update({"mapping": mapping_name, "seed": seed, "fractions": list(fractions)})
+        _install(out, kept_tmp, records, info)
+    finally:
+        for path in (tmp, kept_tmp):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    cache = open_cache(out)
+    cache.info["reused"] = False
+    if progress and cache.skipped:
+        print(f"{out}: {len(cache)} volumes cached, {len(cache.skipped)} scan(s) skipped (see the manifest's error column)", file=sys.stderr)
+    return cache
+
+
+def _class_names(scans: Sequence[Any], spec: Any, mapping: str | None, src: Path) -> tuple[str, ...]:
+    if spec is not None:
+        return tuple(spec.names(mapping))
+    from ctutils.datasets import detect_dataset
+
+    return tuple(detect_dataset(src).names(mapping))
+
+
+def _progress(total: int, *, enabled: bool):  # noqa: ANN202 - a tqdm bar
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="preprocess", unit="scan", disable=not enabled, file=sys.stderr)
+
+
+def _report(bar: Any, message: str) -> None:
+    if bar.disable:
+        return
+    bar.write(message, file=sys.stderr)

@@ -1,0 +1,293 @@
+"""The course's command line: ``python -m ctutils COMMAND …`` (``--help`` on every level).
+
+::
+
+    python -m ctutils data synth --out DIR --normal N --abnormal N --seed S [--size 512]
+    python -m ctutils data download --dataset NAME --dest DIR [--registry FILE]
+    python -m ctutils data preprocess --src DIR --out CACHE [--shape X Y Z] [--preset keras-example] [--strict]
+    python -m ctutils data info PATH
+    python -m ctutils train --cache CACHE --out RUN [--model NAME] [--recipe reference|improved] …
+    python -m ctutils evaluate --cache CACHE --model MODEL.keras [--split test] [--json]
+    python -m ctutils predict SCAN.nii.gz --model MODEL.keras [--json]
+    python -m ctutils course run [--profile quick|full] [--dataset synthetic|mosmeddata] [--out runs/NAME]
+    python -m ctutils course student --out DIR
+
+Errors that come from bad input (a missing file, a bad scan, an offline download…) are printed
+as one line naming the file, with exit status 2; TensorFlow is imported only by the commands
+that need it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+__all__ = ["main", "build_parser"]
+
+
+class UserError(Exception):
+    """An error to print as one line, without a traceback."""
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {text}")
+    return value
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _data_synth(args: argparse.Namespace) -> int:
+    from ctutils.phantoms import generate_dataset
+
+    paths = generate_dataset(
+        args.out, normal=args.normal, abnormal=args.abnormal, seed=args.seed, size=args.size,
+        workers=args.workers, progress=not args.quiet,
+    )
+    print(f"{args.out}: {len(paths)} synthetic studies ({args.normal} normal in CT-0, {args.abnormal} abnormal in CT-23)")
+    return 0
+
+
+def _data_download(args: argparse.Namespace) -> int:
+    from ctutils.download import download_dataset
+
+    dest = download_dataset(args.dataset, args.dest, registry=args.registry, progress=not args.quiet)
+    print(f"{dest}: dataset {args.dataset} is ready")
+    return 0
+
+
+def _data_preprocess(args: argparse.Namespace) -> int:
+    from ctutils.cache import build_cache
+    from ctutils.preprocess import PreprocessConfig
+
+    config_kwargs: dict = {"preset": args.preset, "hu_min": args.hu_min, "hu_max": args.hu_max}
+    if args.shape:
+        config_kwargs["shape"] = tuple(args.shape)
+    if args.spacing_mm:
+        config_kwargs["spacing_mm"] = tuple(args.spacing_mm)
+    config = PreprocessConfig(**config_kwargs)
+    cache = build_cache(
+        args.src, args.out, config=config, dataset=args.dataset, mapping=args.mapping,
+        workers=args.workers, strict=args.strict, seed=args.seed, progress=not args.quiet,
+    )
+    for record in cache.skipped:
+        print(f"skipped {record['path']}: {record['error']}")
+    state = "reused (nothing to do)" if cache.info.get("reused") else "written"
+    print(f"{cache.root}: {len(cache)} volumes of {config.shape}, {len(cache.skipped)} skipped; cache {state}")
+    print(_split_table(cache.info["counts"]))
+    return 0
+
+
+def _split_table(counts: dict) -> str:
+    names = list(next(iter(counts.values())).keys()) if counts else []
+    lines = ["split  " + "  ".join(f"{n:>9}" for n in names)]
+    lines += [f"{split:<6} " + "  ".join(f"{counts[split][n]:>9}" for n in names) for split in counts]
+    return "\n".join(lines)
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    from ctutils.cache import INFO, open_cache
+
+    path = Path(args.path)
+    if (path / INFO).exists():
+        cache = open_cache(path)
+        info = {k: v for k, v in cache.info.items() if k not in ("reused",)}
+        if args.json:
+            print(json.dumps(info, indent=2))
+            return 0
+        print(f"cache {path}: {len(cache)} volumes {cache.volumes.shape[1:]}, float32, preset {cache.config.preset}, "
+              f"window {cache.config.hu_min:g}…{cache.config.hu_max:g} HU, {len(cache.skipped)} skipped")
+        print(_split_table(cache.info["counts"]))
+        return 0
+    from ctutils.datasets import class_counts, detect_dataset, list_scans
+
+    spec = detect_dataset(path)
+    scans = list_scans(path, spec=spec, mapping=args.mapping)
+    counts = class_counts(scans)
+    if args.json:
+        print(json.dumps({"dataset": spec.name, "root": str(path), "counts": counts}, indent=2))
+        return 0
+    print(f"dataset folder {path} (layout of {spec.name}): {len(scans)} scans")
+    for name, count in counts.items():
+        print(f"  {name:<10} {count}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- training stack
+
+
+def _train(args: argparse.Namespace) -> int:
+    from ctutils.training import train
+
+    result = train(
+        args.cache, args.out, model=args.model, recipe=args.recipe, epochs=args.epochs,
+        batch_size=args.batch_size, seed=args.seed, augment=not args.no_augment,
+        tensorboard=args.tensorboard, resume=not args.no_resume,
+    )
+    print(f"{result.model_path}: best model; history in {Path(args.out) / 'history.csv'}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from ctutils.evaluation import evaluate_model, format_report
+
+    result = evaluate_model(args.cache, args.model, split=args.split, n_boot=args.n_boot, seed=args.seed)
+    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    return 0
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from ctutils.predict import format_prediction, predict_scan, prediction_to_json
+
+    prediction = predict_scan(args.scan, model_path=args.model)
+    print(json.dumps(prediction_to_json(prediction), indent=2) if args.json else format_prediction(prediction))
+    return 0
+
+
+# ----------------------------------------------------------------------------- course
+
+
+def _course_run(args: argparse.Namespace) -> int:
+    from ctutils.course import run_course
+
+    run_course(profile=args.profile, dataset=args.dataset, out=args.out, chapters=args.chapters)
+    return 0
+
+
+def _course_student(args: argparse.Namespace) -> int:
+    from ctutils.course import make_student_copies
+
+    written = make_student_copies(args.out, source=args.source)
+    print(f"{args.out}: {len(written)} student notebooks written")
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``python -m ctutils``."""
+    parser = argparse.ArgumentParser(prog="python -m ctutils", description="3D CNN classification of chest CT scans: the course's tools.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    data = commands.add_parser("data", help="make, download, preprocess and inspect datasets")
+    data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
+
+    synth = data_commands.add_parser("synth", help="generate the embedded synthetic dataset (CT phantoms)")
+    synth.add_argument("--out", required=True, type=Path, help="dataset folder to write (CT-0/, CT-23/)")
+    synth.add_argument("--normal", required=True, type=_non_negative, help="number of normal studies (CT-0)")
+    synth.add_argument("--abnormal", required=True, type=_non_negative, help="number of abnormal studies (CT-23)")
+    synth.add_argument("--seed", required=True, type=int, help="same seed, identical files")
+    synth.add_argument("--size", type=_positive, default=512, help="in-plane size in voxels (default 512, as MosMedData)")
+    synth.add_argument("--workers", type=_positive, default=None, help="processes (default: all cores)")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.set_defaults(func=_data_synth)
+
+    download = data_commands.add_parser("download", help="download a dataset of the registry (MosMedData)")
+    download.add_argument("--dataset", required=True, help="registry name, e.g. mosmeddata-ct0-ct23")
+    download.add_argument("--dest", required=True, type=Path, help="folder to download and extract into")
+    download.add_argument("--registry", type=Path, default=None, help="another registry JSON file")
+    download.add_argument("--quiet", action="store_true", help="no progress bar")
+    download.set_defaults(func=_data_download)
+
+    pre = data_commands.add_parser("preprocess", help="preprocess a dataset folder into a cache (volumes.npy + manifest.csv)")
+    pre.add_argument("--src", required=True, type=Path, help="dataset folder with class folders CT-0, CT-23 …")
+    pre.add_argument("--out", required=True, type=Path, help="cache folder to write")
+    pre.add_argument("--shape", type=_positive, nargs=3, metavar=("X", "Y", "Z"), help="output shape (default 128 128 64)")
+    pre.add_argument("--preset", choices=("course", "keras-example"), default="course", help="preprocessing steps (default: course)")
+    pre.add_argument("--spacing-mm", type=float, nargs=3, metavar=("X", "Y", "Z"), help="resample to this voxel size before resizing")
+    pre.add_argument("--hu-min", type=float, default=-1000.0, help="window low end in HU (default -1000)")
+    pre.add_argument("--hu-max", type=float, default=400.0, help="window high end in HU (default 400)")
+    pre.add_argument("--dataset", default=None, help="registry name (default: detected from the class folders)")
+    pre.add_argument("--mapping", default=None, help="label mapping, e.g. binary or severity (default: the dataset's)")
+    pre.add_argument("--seed", type=int, default=0, help="seed of the stratified split (default 0)")
+    pre.add_argument("--workers", type=_positive, default=None, help="processes (default: all cores)")
+    pre.add_argument("--strict", action="store_true", help="stop at the first bad scan instead of skipping it")
+    pre.add_argument("--quiet", action="store_true", help="no progress bar")
+    pre.set_defaults(func=_data_preprocess)
+
+    info = data_commands.add_parser("info", help="describe a dataset folder or a cache")
+    info.add_argument("path", type=Path, help="dataset folder or cache folder")
+    info.add_argument("--mapping", default=None, help="label mapping for a dataset folder")
+    info.add_argument("--json", action="store_true", help="machine-readable output")
+    info.set_defaults(func=_data_info)
+
+    train = commands.add_parser("train", help="train a 3D CNN on a cache")
+    train.add_argument("--cache", required=True, type=Path, help="cache folder (from data preprocess)")
+    train.add_argument("--out", required=True, type=Path, help="run folder: model.keras, history, preprocess.json")
+    train.add_argument("--model", default="cnn3d", help="model name (cnn3d, cnn3d-same, resnet3d)")
+    train.add_argument("--recipe", choices=("reference", "improved"), default="reference")
+    train.add_argument("--epochs", type=_positive, default=None, help="default: the recipe's")
+    train.add_argument("--batch-size", type=_positive, default=None, help="default: the recipe's")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    train.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to RUN/logs")
+    train.add_argument("--no-resume", action="store_true", help="start afresh even if RUN holds a checkpoint")
+    train.set_defaults(func=_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a trained model on a split of a cache")
+    evaluate.add_argument("--cache", required=True, type=Path)
+    evaluate.add_argument("--model", required=True, type=Path, help="model.keras from train")
+    evaluate.add_argument("--split", choices=("train", "val", "test"), default="test")
+    evaluate.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap resamples for the 95%% intervals")
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--json", action="store_true", help="machine-readable output")
+    evaluate.set_defaults(func=_evaluate)
+
+    predict = commands.add_parser("predict", help="classify one raw NIfTI scan")
+    predict.add_argument("scan", type=Path, help="a .nii or .nii.gz file")
+    predict.add_argument("--model", required=True, type=Path, help="model.keras from train (preprocess.json beside it)")
+    predict.add_argument("--json", action="store_true", help="machine-readable output")
+    predict.set_defaults(func=_predict)
+
+    course = commands.add_parser("course", help="run the whole course in batch, or make student copies")
+    course_commands = course.add_subparsers(dest="course_command", required=True, metavar="SUBCOMMAND")
+    run = course_commands.add_parser("run", help="execute every chapter with papermill and write a summary")
+    run.add_argument("--profile", choices=("quick", "full"), default="quick")
+    run.add_argument("--dataset", choices=("synthetic", "mosmeddata"), default="synthetic")
+    run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<profile>-<dataset>)")
+    run.add_argument("--chapters", nargs="*", default=None, help="only these chapters (e.g. 00 01)")
+    run.set_defaults(func=_course_run)
+    student = course_commands.add_parser("student", help="write student copies without solutions")
+    student.add_argument("--out", required=True, type=Path)
+    student.add_argument("--source", type=Path, default=None, help="notebooks folder (default: the course's)")
+    student.set_defaults(func=_course_student)
+    return parser
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean bad input: printed as one line."""
+    errors: list[type[BaseException]] = [UserError, FileNotFoundError, ValueError]
+    return tuple(errors)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # DownloadError and friends derive from OSError/RuntimeError
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except RuntimeError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

@@ -1,0 +1,189 @@
+"""Reading and writing CT volumes stored as NIfTI (``.nii`` / ``.nii.gz``).
+
+Chapter 01 (data) teaches what is in a NIfTI file: a voxel array, a header with the
+scaling to Hounsfield units (``scl_slope`` / ``scl_inter``), and an affine that maps voxel
+indices to millimetres in the scanner's RAS+ space. :func:`load_volume` returns all of it,
+reoriented to one canonical orientation so that every scan in the course has the same
+axis meaning:
+
+* axis 0 (X) increases towards the patient's **R**\\ight,
+* axis 1 (Y) increases towards the **A**\\nterior,
+* axis 2 (Z) increases towards the **S**\\uperior; Z is the slice axis.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from ctutils.atomic import atomic_path
+from ctutils.orientation import axcodes, reorient_to_ras
+
+__all__ = ["Volume", "VolumeError", "load_volume", "save_volume"]
+
+
+class VolumeError(ValueError):
+    """A file cannot be read as a 3-D CT volume; the message names the file and the cause."""
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A CT volume in Hounsfield units with its geometry.
+
+    Attributes
+    ----------
+    data : np.ndarray
+        float32 array (X, Y, Z) in HU (slope and intercept applied).
+    affine : np.ndarray
+        (4, 4) voxel-to-RAS+ mm affine of ``data``.
+    spacing_mm : tuple of float
+        Voxel size along X, Y, Z in mm.
+    path : Path
+        The file it was read from.
+    original_shape : tuple of int
+        Shape of the array as stored in the file.
+    original_axcodes : tuple of str
+        Orientation of the stored array, e.g. ``('L', 'P', 'S')``.
+    canonical : bool
+        True when ``data`` was reoriented to RAS+.
+    """
+
+    data: np.ndarray
+    affine: np.ndarray
+    spacing_mm: tuple[float, float, float]
+    path: Path
+    original_shape: tuple[int, ...]
+    original_axcodes: tuple[str, ...]
+    canonical: bool = True
+
+    @property
+    def axcodes(self) -> tuple[str, ...]:
+        """Orientation of ``data`` (``('R', 'A', 'S')`` when canonical)."""
+        return axcodes(self.affine)
+
+
+def _open_image(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
+    if not path.exists():
+        raise VolumeError(f"{path}: no such file")
+    if path.is_dir():
+        raise VolumeError(f"{path}: is a folder, expected a .nii or .nii.gz file")
+    try:
+        image = nib.load(path)
+    except (nib.filebasedimages.ImageFileError, gzip.BadGzipFile) as error:
+        raise VolumeError(f"{path}: not a NIfTI file ({error})") from error
+    except (EOFError, OSError, zlib.error, ValueError) as error:
+        raise VolumeError(f"{path}: cannot read the NIfTI header ({error})") from error
+    if not isinstance(image, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise VolumeError(f"{path}: not a NIfTI file (read as {type(image).__name__})")
+    return image
+
+
+def _read_data(image: nib.Nifti1Image | nib.Nifti2Image, path: Path, dtype: type) -> np.ndarray:
+    """Read the voxels in HU; a truncated or corrupt file becomes a VolumeError."""
+    try:
+        return np.asarray(image.get_fdata(dtype=dtype, caching="unchanged"))
+    except (EOFError, OSError, zlib.error, ValueError) as error:
+        raise VolumeError(f"{path}: the voxel data cannot be read; is the file truncated? ({error})") from error
+
+
+def _check_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
+    if len(shape) == 4 and shape[3] == 1:
+        shape = shape[:3]
+    if len(shape) == 4:
+        raise VolumeError(
+            f"{path}: a 4-D series of {shape[3]} volumes (shape {shape}); expected one 3-D volume"
+        )
+    if len(shape) != 3:
+        raise VolumeError(f"{path}: expected a 3-D volume, got shape {shape}")
+    if min(shape) < 2:
+        raise VolumeError(f"{path}: expected a 3-D volume, got shape {shape} (a single 2-D slice)")
+    return shape  # type: ignore[return-value]
+
+
+def load_volume(path: str | Path, *, canonical: bool = True, dtype: type = np.float32) -> Volume:
+    """Read a NIfTI CT volume in Hounsfield units.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.nii`` or ``.nii.gz`` file holding one 3-D volume (a 4-D file with a single
+        volume is squeezed).
+    canonical : bool, keyword-only
+        Reorient the array with its affine to RAS+ (``nibabel.as_closest_canonical``'s
+        convention). ``False`` keeps the array exactly as stored, as the Keras example does.
+    dtype : numpy dtype, keyword-only
+        float32 (default) or float64.
+
+    Returns
+    -------
+    Volume
+        ``data`` is (X, Y, Z) in HU; see :class:`Volume`.
+
+    Raises
+    ------
+    VolumeError
+        Naming the file, for a missing path, a file that is not NIfTI, a truncated ``.nii.gz``,
+        a 2-D image, a 4-D series of several volumes, NaN or infinite voxels, or a constant volume.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> path = Path(tempfile.mkdtemp()) / "tiny.nii.gz"
+    >>> data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    >>> save_volume(path, data, np.diag([-1.0, -1.0, 2.0, 1.0]))   # stored L, P, S
+    >>> volume = load_volume(path)
+    >>> volume.axcodes, volume.data.shape, volume.spacing_mm
+    (('R', 'A', 'S'), (2, 3, 4), (1.0, 1.0, 2.0))
+    >>> float(volume.data[0, 0, 0]) == float(data[1, 2, 0])   # X and Y were flipped
+    True
+    """
+    path = Path(path)
+    image = _open_image(path)
+    original_shape = tuple(int(n) for n in image.shape)
+    shape = _check_shape(original_shape, path)
+    data = _read_data(image, path, dtype).reshape(shape)
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise VolumeError(f"{path}: {int((~finite).sum())} voxels are NaN or infinite")
+    lowest, highest = float(data.min()), float(data.max())
+    if lowest == highest:
+        raise VolumeError(f"{path}: constant volume (every voxel is {lowest:g} HU)")
+    affine = np.asarray(image.affine, dtype=np.float64)
+    original_codes = axcodes(affine)
+    if canonical:
+        data, affine = reorient_to_ras(data, affine)
+    spacing = tuple(float(s) for s in nib.affines.voxel_sizes(affine))
+    return Volume(
+        data=data,
+        affine=affine,
+        spacing_mm=spacing,  # type: ignore[arg-type]
+        path=path,
+        original_shape=original_shape,
+        original_axcodes=original_codes,
+        canonical=canonical,
+    )
+
+
+def save_volume(path: str | Path, data: np.ndarray, affine: np.ndarray) -> None:
+    """Write a 3-D volume to ``.nii`` / ``.nii.gz`` atomically (never half-written).
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination; its suffix chooses compression.
+    data : np.ndarray
+        (X, Y, Z) array, usually int16 HU.
+    affine : np.ndarray
+        (4, 4) voxel-to-RAS+ mm affine.
+    """
+    if data.ndim != 3:
+        raise ValueError(f"{path}: expected a 3-D volume, got shape {data.shape}")
+    image = nib.Nifti1Image(np.asarray(data), np.asarray(affine, dtype=np.float64))
+    image.header.set_xyzt_units("mm", "sec")
+    with atomic_path(path) as tmp:
+        nib.save(image, tmp)

@@ -1,1 +1,34 @@
-"""ctutils."""
+"""ctutils: the tested helpers of the course "3D CNN classification of chest CT scans".
+
+One module per step of the course, in the order the chapters teach them:
+
+=================  ==========================================================
+``io``             read NIfTI volumes in HU with their affine (chapter 01)
+``orientation``    RAS+ reorientation and radiological display (01)
+``datasets``       dataset registry, class folders, labels (01)
+``download``       the real MosMedData download (01)
+``phantoms``       the embedded synthetic chest-CT dataset (01)
+``intensity``      HU windowing (02)
+``resample``       resizing and resampling to a spacing in mm (02)
+``preprocess``     the preprocessing presets (02)
+``splits``         stratified train/val/test splits (02)
+``cache``          the memory-mapped cache of preprocessed volumes (02)
+``baseline``       the one-feature baseline (02, 06)
+``augment``        augmentation in TensorFlow ops (03)
+``pipeline``       the tf.data input pipeline (03)
+``models``         the reference 3D CNN and alternatives (04)
+``training``       training recipes, checkpoints, resume (05)
+``evaluation``     metrics with confidence intervals, calibration (06)
+``explain``        Grad-CAM for 3-D CNNs (06)
+``plotting``       montages, viewer, curves (all chapters)
+``predict``        single-scan prediction (06)
+``exercises``      checks for the chapters' exercises
+``course``         profiles, the papermill runner, student copies
+``cli``            ``python -m ctutils …``
+=================  ==========================================================
+
+Importing ``ctutils`` imports nothing heavy; TensorFlow is imported only by the modules that
+need it (augment, pipeline, models, training, explain, predict).
+"""
+
+__version__ = "0.1.0"

@@ -120,7 +120,7 @@ def _read_manifest(path: Path) -> list[dict[str, Any]]:
         try:
             row["index"] = int(row["index"]) if row["index"] not in ("", None) else None
             row["label"] = int(row["label"])
-        except ValueError as error:
+        except (TypeError, ValueError) as error:
             raise CacheError(f"{path}: line {number}: label and index must be integers ({error})") from error
         records.append(row)
     return records
@@ -233,6 +233,12 @@ def write_cache(
         raise ValueError(f"{root}: volumes of shape {volumes.shape} do not match config.shape {config.shape}")
     if len(labels) != n or len(splits) != n:
         raise ValueError(f"{root}: got {n} volumes, {len(labels)} labels and {len(splits)} splits")
+    bad_splits = sorted({str(s) for s in splits} - set(SPLITS))
+    if bad_splits:
+        raise ValueError(f"{root}: unknown split(s) {', '.join(bad_splits)}; use {', '.join(SPLITS)}")
+    bad_labels = sorted({int(y) for y in labels if not 0 <= int(y) < len(class_names)})
+    if bad_labels:
+        raise ValueError(f"{root}: label(s) {bad_labels} outside 0…{len(class_names) - 1} ({', '.join(class_names)})")
     paths = list(paths) if paths is not None else [f"volume_{i:04d}" for i in range(n)]
     records = [
         {"path": p, "label": int(y), "class_name": class_names[int(y)], "split": s, "index": i, "error": ""}
@@ -348,7 +354,8 @@ def build_cache(
     workers : int, optional
         Processes to use (default: all CPU cores); 1 runs in this process.
     strict : bool
-        Stop at the first bad scan (raise :class:`PreprocessError`) instead of skipping it.
+        Stop at the first bad scan found (raise :class:`PreprocessError`) instead of skipping it;
+        with several workers that is the first to fail, not necessarily the first in order.
     seed, fractions :
         The stratified split (see :func:`ctutils.splits.stratified_split`).
     progress : bool
@@ -375,12 +382,12 @@ def build_cache(
             print(f"{out}: cache is up to date ({len(existing)} volumes); nothing to do", file=sys.stderr)
         return existing
 
-    workers = workers or os.cpu_count() or 1
+    workers = workers or _available_cores()
     out.mkdir(parents=True, exist_ok=True)
     tmp = partial_name(out / VOLUMES)
     kept_tmp = partial_name(out / VOLUMES)
     records: list[dict[str, Any]] = [
-        {"path": str(s.path), "label": s.label, "class_name": s.class_name, "split": "", "index": None, "error": ""}
+        {"path": str(s.path.resolve()), "label": s.label, "class_name": s.class_name, "split": "", "index": None, "error": ""}
         for s in scans
     ]
     try:
@@ -404,13 +411,17 @@ def build_cache(
         kept = [i for i, r in enumerate(records) if not r["error"]]
         if not kept:
             raise PreprocessError(f"{src}: none of the {len(scans)} scans could be preprocessed; see the errors above")
-        # Compact the kept rows into the final array, one volume at a time (bounded memory).
-        final = np.lib.format.open_memmap(kept_tmp, mode="w+", dtype=np.float32, shape=(len(kept), *config.shape))
         for row, position in enumerate(kept):
-            final[row] = staging[position]
             records[position]["index"] = row
-        final.flush()
-        del final, staging
+        if len(kept) == len(scans):
+            del staging
+            os.replace(tmp, kept_tmp)
+        else:  # compact the kept rows into the final array, one volume at a time (bounded memory)
+            final = np.lib.format.open_memmap(kept_tmp, mode="w+", dtype=np.float32, shape=(len(kept), *config.shape))
+            for row, position in enumerate(kept):
+                final[row] = staging[position]
+            final.flush()
+            del final, staging
         rel = [str(scans[i].path.relative_to(src)) for i in kept]
         splits = stratified_split([records[i]["label"] for i in kept], keys=rel, seed=seed, fractions=fractions)
         for position, split in zip(kept, splits):
@@ -427,6 +438,13 @@ def build_cache(
     if progress and cache.skipped:
         print(f"{out}: {len(cache)} volumes cached, {len(cache.skipped)} scan(s) skipped (see the manifest's error column)", file=sys.stderr)
     return cache
+
+
+def _available_cores() -> int:
+    """CPU cores this process may use (container limits included)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
 
 
 def _class_names(scans: Sequence[Any], spec: Any, mapping: str | None, src: Path) -> tuple[str, ...]:

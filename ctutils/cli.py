@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -101,6 +102,8 @@ def _data_info(args: argparse.Namespace) -> int:
     from ctutils.cache import INFO, open_cache
 
     path = Path(args.path)
+    if not (path / INFO).exists() and any((path / name).exists() for name in ("volumes.npy", "manifest.csv")):
+        raise UserError(f"{path / INFO}: missing; this cache is incomplete (interrupted?), rebuild it with `python -m ctutils data preprocess`")
     if (path / INFO).exists():
         cache = open_cache(path)
         info = {k: v for k, v in cache.info.items() if k not in ("reused",)}
@@ -143,7 +146,13 @@ def _train(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     from ctutils.evaluation import evaluate_model, format_report
 
-    result = evaluate_model(args.cache, args.model, split=args.split, n_boot=args.n_boot, seed=args.seed)
+    threshold: float | str | None = args.threshold
+    if threshold is not None and threshold not in ("val-youden", "val-sensitivity"):
+        try:
+            threshold = float(threshold)
+        except ValueError:
+            raise UserError(f"--threshold must be a number in [0, 1], val-youden or val-sensitivity, got {threshold!r}") from None
+    result = evaluate_model(args.cache, args.model, split=args.split, threshold=threshold, n_boot=args.n_boot, seed=args.seed)
     print(json.dumps(result, indent=2) if args.json else format_report(result))
     return 0
 
@@ -241,6 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--cache", required=True, type=Path)
     evaluate.add_argument("--model", required=True, type=Path, help="model.keras from train")
     evaluate.add_argument("--split", choices=("train", "val", "test"), default="test")
+    evaluate.add_argument("--threshold", default=None, help="decision threshold: a number, or val-youden / val-sensitivity to choose it on the validation split (default 0.5)")
     evaluate.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap resamples for the 95%% intervals")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
@@ -276,6 +286,8 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    # Quiet TensorFlow's C++ start-up log (CUDA probing on CPU machines) before any command imports it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -77,7 +77,7 @@ def display_slice(volume: np.ndarray, z: int) -> np.ndarray:
     Returns
     -------
     np.ndarray
-        (Y, X) view, ``volume[:, :, z].T[::-1, ::-1]``.
+        A new (Y, X) array, ``volume[:, :, z].T[::-1, ::-1]``.
 
     Examples
     --------
@@ -87,4 +87,4 @@ def display_slice(volume: np.ndarray, z: int) -> np.ndarray:
     """
     if volume.ndim != 3:
         raise ValueError(f"expected a 3-D (X, Y, Z) volume, got shape {volume.shape}")
-    return volume[:, :, z].T[::-1, ::-1]
+    return np.ascontiguousarray(volume[:, :, z].T[::-1, ::-1])

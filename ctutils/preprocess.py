@@ -154,7 +154,7 @@ def preprocess_volume(volume: Volume, *, config: PreprocessConfig | None = None)
         if config.spacing_mm is not None:
             out = resample_to_spacing(out, spacing_mm=volume.spacing_mm, target_spacing_mm=config.spacing_mm)
         out = resize_volume(out, shape=config.shape, order=1)
-    out = np.clip(out, 0.0, 1.0, out=out)  # spline overshoot stays inside the window
+        out = np.clip(out, 0.0, 1.0, out=out)  # interpolation stays inside the window
     if out.shape != config.shape:
         raise ValueError(f"{volume.path}: preprocessing produced shape {out.shape}, expected {config.shape}")
     return out.astype(np.float32, copy=False)

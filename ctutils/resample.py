@@ -78,7 +78,8 @@ def resample_to_spacing(
     Returns
     -------
     np.ndarray
-        New array of shape ``round(shape * spacing_mm / target_spacing_mm)`` (at least 1 per axis).
+        New array of shape ``round(shape * spacing_mm / target_spacing_mm)`` (at least 1 per axis);
+        its voxels are ``shape * spacing_mm / new_shape`` mm, the target up to rounding.
 
     Examples
     --------
@@ -92,5 +93,11 @@ def resample_to_spacing(
         raise ValueError(
             f"voxel sizes must be positive, got {tuple(spacing_mm)} and {tuple(target_spacing_mm)}"
         )
-    shape = [max(1, int(round(n * s / t))) for n, s, t in zip(data.shape, spacing_mm, target_spacing_mm)]
-    return resize_volume(data, shape=shape, order=order)
+    shape = tuple(max(1, int(round(n * s / t))) for n, s, t in zip(data.shape, spacing_mm, target_spacing_mm))
+    # grid_mode: a voxel is a cell of size spacing_mm, so the new cells are exactly n * s / m mm
+    # (aligning corner voxel centres instead would make them (n - 1) * s / (m - 1)).
+    factors = [new / old for new, old in zip(shape, data.shape)]
+    out = ndimage.zoom(data, factors, order=order, grid_mode=True, mode="nearest")
+    if out.shape != shape:
+        raise RuntimeError(f"zoom produced {out.shape}, expected {shape}")
+    return out

@@ -71,6 +71,10 @@ def stratified_split(
         raise ValueError(f"got {len(labels)} labels but {len(keys)} keys")
     if len(set(keys)) != len(keys):
         raise ValueError("keys must be unique")
+    if int(seed) < 0:
+        raise ValueError(f"seed must be an integer ≥ 0, got {seed}")
+    if any(int(y) < 0 for y in labels):
+        raise ValueError(f"labels must be integers ≥ 0, got {sorted(set(int(y) for y in labels))}")
     result = [""] * len(labels)
     for label in sorted(set(int(x) for x in labels)):
         members = sorted((k, i) for i, (k, y) in enumerate(zip(keys, labels)) if int(y) == label)

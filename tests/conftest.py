@@ -1,0 +1,90 @@
+"""Shared fixtures: tiny NIfTI files written by hand, a tiny dataset, and the real chest CT."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")  # tests never open windows
+
+#: One real chest CT (see ../shared/data/real-ct/README.md); absent on learners' machines.
+REAL_CT = Path(__file__).resolve().parents[2] / "shared/data/real-ct/lung1.nii.gz"
+
+
+def make_nifti(
+    path: str | os.PathLike[str],
+    data: np.ndarray,
+    affine: np.ndarray | None = None,
+    *,
+    slope: float | None = None,
+    inter: float | None = None,
+) -> Path:
+    """Write ``data`` (stored dtype kept) with ``affine`` to a NIfTI-1 file; return its path.
+
+    ``slope`` / ``inter`` go to ``scl_slope`` / ``scl_inter``: the file then holds the raw
+    ``data`` and a reader must return ``data * slope + inter``.
+    """
+    import nibabel as nib
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    affine = np.eye(4) if affine is None else np.asarray(affine, dtype=np.float64)
+    image = nib.Nifti1Image(np.asarray(data), affine)
+    if slope is not None or inter is not None:
+        image.header.set_slope_inter(1.0 if slope is None else slope, 0.0 if inter is None else inter)
+    nib.save(image, path)
+    return path
+
+
+def make_dataset(
+    root: str | os.PathLike[str],
+    *,
+    n_normal: int = 6,
+    n_abnormal: int = 6,
+    shape: Sequence[int] = (20, 20, 6),
+    seed: int = 0,
+) -> Path:
+    """A MosMedData-shaped folder of tiny int16 scans written with ``ctutils.io.save_volume``.
+
+    ``<root>/CT-0/study_0001.nii.gz`` … and ``<root>/CT-23/study_0101.nii.gz`` …; abnormal
+    scans are brighter so the two classes differ. Shapes vary by a voxel from scan to scan.
+    """
+    from ctutils.io import save_volume
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])  # stored L, P, S like MosMedData
+    for folder, count, first, offset in (("CT-0", n_normal, 1, -800), ("CT-23", n_abnormal, 101, -400)):
+        for i in range(count):
+            x, y, z = (int(n) + (i % 2) for n in shape)
+            data = rng.integers(-1024, 400, size=(x, y, z)) + offset // 4
+            save_volume(root / folder / f"study_{first + i:04d}.nii.gz", data.astype(np.int16), affine)
+    return root
+
+
+@pytest.fixture
+def real_ct() -> Path:
+    """Path of the real chest CT; skips the test when the file is absent."""
+    if not REAL_CT.is_file():
+        pytest.skip(f"real CT {REAL_CT} is absent (it lives outside the repository)")
+    return REAL_CT
+
+
+@pytest.fixture(scope="session")
+def real_ct_volume():
+    """The real chest CT read once per session with ``ctutils.io.load_volume`` (canonical RAS)."""
+    if not REAL_CT.is_file():
+        pytest.skip(f"real CT {REAL_CT} is absent (it lives outside the repository)")
+    from ctutils.io import load_volume
+
+    return load_volume(REAL_CT)
+
+
+@pytest.fixture
+def tiny_dataset(tmp_path: Path) -> Path:
+    """A fresh 6 + 6 scan dataset of about 20 x 20 x 6 voxels under ``tmp_path/data``."""
+    return make_dataset(tmp_path / "data")

@@ -1,0 +1,75 @@
+"""Tests for ctutils.atomic: a file appears under its final name only once it is complete."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ctutils.atomic import atomic_path, partial_name
+
+
+def test_partial_name_is_hidden_beside_the_target_and_keeps_every_suffix(tmp_path):
+    target = tmp_path / "scan.nii.gz"
+    tmp = partial_name(target)
+    assert tmp.parent == tmp_path
+    assert tmp.name.startswith(".partial-")
+    assert tmp.name.endswith("scan.nii.gz")
+    assert tmp.suffixes[-2:] == [".nii", ".gz"]
+    assert partial_name(target) != tmp  # two writers never share a temporary file
+
+
+def test_success_moves_the_temporary_file_onto_the_final_name(tmp_path):
+    target = tmp_path / "a.txt"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == tmp_path and tmp != target
+        tmp.write_text("done")
+        assert not target.exists()  # nothing under the final name while writing
+    assert target.read_text() == "done"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_success_replaces_an_existing_file(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with atomic_path(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_an_error_leaves_no_file_and_no_partial_file(tmp_path):
+    target = tmp_path / "a.npy"
+    with pytest.raises(RuntimeError, match="disk full"):
+        with atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("disk full")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_keeps_the_previous_file_untouched(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("good")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text() == "good"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+
+
+def test_writing_nothing_is_an_error_naming_the_file(tmp_path):
+    target = tmp_path / "a.txt"
+    with pytest.raises(FileNotFoundError, match=re.escape(f"{target}: nothing was written")):
+        with atomic_path(target):
+            pass
+    assert not target.exists()
+
+
+def test_missing_parent_folders_are_created(tmp_path):
+    target = tmp_path / "x" / "y" / "a.txt"
+    with atomic_path(str(target)) as tmp:
+        assert isinstance(tmp, Path)
+        tmp.write_text("ok")
+    assert target.read_text() == "ok"

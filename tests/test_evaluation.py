@@ -1,0 +1,422 @@
+"""Tests for ctutils.evaluation: hand-computed metrics, bootstrap, thresholds, calibration, CV."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import roc_auc_score
+
+from ctutils.evaluation import (
+    METRIC_NAMES,
+    _threshold_metrics_from_counts,
+    binary_metrics,
+    bootstrap_ci,
+    calibration,
+    choose_threshold,
+    cross_validate,
+    format_cv,
+    format_report,
+    metrics_with_ci,
+    most_confident_mistakes,
+)
+
+# Eight hand-made predictions (5 normal, 3 abnormal).
+#   index      0    1    2    3    4    5    6    7
+Y = np.array([0, 0, 0, 0, 0, 1, 1, 1])
+P = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.4, 0.8, 0.9])
+# At threshold 0.5 the calls are 0 0 0 1 1 | 0 1 1:
+#   TN = 3 (0.1, 0.2, 0.3), FP = 2 (0.6, 0.7), FN = 1 (0.4), TP = 2 (0.8, 0.9)
+#   accuracy = (3 + 2) / 8 = 0.625, sensitivity = 2 / 3, specificity = 3 / 5,
+#   precision = 2 / (2 + 2) = 0.5, F1 = 2·2 / (2·2 + 2 + 1) = 4 / 7.
+# ROC-AUC: of the 3 × 5 (positive, negative) pairs, 0.4 beats 3 negatives, 0.8 and 0.9 beat all
+#   5 → 13 / 15.
+# Average precision: ranked 0.9(+) 0.8(+) 0.7 0.6 0.4(+) …; recall steps of 1/3 at precisions
+#   1, 1 and 3/5 → (1 + 1 + 3/5) / 3 = 13 / 15.
+EXPECTED = {
+    "accuracy": 0.625,
+    "sensitivity": 2 / 3,
+    "specificity": 0.6,
+    "precision": 0.5,
+    "f1": 4 / 7,
+    "roc_auc": 13 / 15,
+    "average_precision": 13 / 15,
+}
+
+
+def test_binary_metrics_hand_computed():
+    m = binary_metrics(Y, P)
+    for name, value in EXPECTED.items():
+        assert m[name] == pytest.approx(value), name
+    assert m["confusion_matrix"] == [[3, 2], [1, 2]]
+    assert (m["tn"], m["fp"], m["fn"], m["tp"]) == (3, 2, 1, 2)
+    assert (m["n"], m["n_positive"], m["threshold"]) == (8, 3, 0.5)
+    json.dumps(m)  # plain Python types
+
+
+def test_threshold_is_inclusive_and_moves_the_calls():
+    # y_prob == threshold counts as abnormal: at 0.4 index 5 (p = 0.4) turns from FN into TP;
+    # the other calls do not change → TN 3, FP 2, FN 0, TP 3.
+    m = binary_metrics(Y, P, threshold=0.4)
+    assert m["confusion_matrix"] == [[3, 2], [0, 3]]
+    assert m["sensitivity"] == 1.0
+    # ranking metrics do not depend on the threshold
+    assert m["roc_auc"] == pytest.approx(13 / 15)
+
+
+def test_undefined_metrics_are_nan():
+    m = binary_metrics([0, 0, 0], [0.1, 0.2, 0.3])  # no abnormal scan, no positive call
+    assert m["specificity"] == 1.0 and m["accuracy"] == 1.0
+    for name in ("sensitivity", "precision", "f1", "roc_auc", "average_precision"):
+        assert math.isnan(m[name]), name
+
+
+def test_count_formulas_match_sklearn():
+    from_counts = _threshold_metrics_from_counts(3, 2, 1, 2)
+    for name, value in from_counts.items():
+        assert float(value) == pytest.approx(EXPECTED[name]), name
+
+
+@pytest.mark.parametrize(
+    ("y_true", "y_prob", "match"),
+    [
+        ([0, 1], [0.5], "same length"),
+        ([], [], "empty"),
+        ([0, 2], [0.1, 0.2], "only 0"),
+        ([0, 1], [0.1, 1.5], r"\[0, 1\]"),
+        ([0, 1], [0.1, float("nan")], "NaN"),
+        ([[0, 1]], [[0.1, 0.2]], "1-D"),
+    ],
+)
+def test_bad_inputs(y_true, y_prob, match):
+    with pytest.raises(ValueError, match=match):
+        binary_metrics(y_true, y_prob)
+
+
+def test_bad_threshold():
+    with pytest.raises(ValueError, match="threshold"):
+        binary_metrics(Y, P, threshold=1.5)
+
+
+# ------------------------------------------------------------------ bootstrap
+def test_metrics_with_ci_contains_point_and_is_deterministic():
+    rng = np.random.default_rng(1)
+    y = np.repeat([0, 1], 30)
+    p = np.clip(0.35 * y + rng.uniform(0, 0.65, size=60), 0, 1)
+    ci = metrics_with_ci(y, p, n_boot=200, seed=3)
+    assert set(ci) == set(METRIC_NAMES)
+    point = binary_metrics(y, p)
+    for name, (value, low, high) in ci.items():
+        assert value == pytest.approx(point[name])
+        assert low <= value <= high, name
+        assert high - low > 0, name  # a real interval, not a point
+    assert metrics_with_ci(y, p, n_boot=200, seed=3) == ci
+    assert metrics_with_ci(y, p, n_boot=200, seed=4) != ci
+
+
+def test_bootstrap_ci_named_and_callable_agree():
+    # Same seed and stratification → same resamples → same ROC-AUC interval.
+    named = bootstrap_ci(Y, P, metric="roc_auc", n_boot=200, seed=0)
+    func = bootstrap_ci(Y, P, metric=roc_auc_score, n_boot=200, seed=0)
+    assert named == pytest.approx(func)
+    assert named[0] == pytest.approx(13 / 15)
+
+
+def test_stratified_resamples_keep_class_counts_plain_ones_do_not():
+    seen: dict[bool, list[int]] = {True: [], False: []}
+    for stratified in (True, False):
+        def record(y, p, stratified=stratified):
+            seen[stratified].append(int(np.sum(y)))
+            return float(np.mean(y))
+        bootstrap_ci(Y, P, metric=record, n_boot=50, seed=0, stratified=stratified)
+    assert set(seen[True][:-1]) == {3}  # last call is the point estimate
+    assert len(set(seen[False])) > 1
+
+
+def test_plain_bootstrap_skips_single_class_resamples():
+    # 1 positive among 4: about (3/4)^4 ≈ 32 % of plain resamples have no positive, where
+    # ROC-AUC is undefined; they are left out, the interval stays finite.
+    y, p = [0, 0, 0, 1], [0.1, 0.2, 0.6, 0.7]
+    value, low, high = bootstrap_ci(y, p, metric="roc_auc", n_boot=200, seed=0, stratified=False)
+    assert value == 1.0
+    assert np.isfinite(low) and np.isfinite(high) and low <= high <= 1.0
+    value, low, high = bootstrap_ci(y, p, metric=roc_auc_score, n_boot=200, seed=0, stratified=False)
+    assert np.isfinite(low)
+
+
+def test_bootstrap_bad_arguments():
+    with pytest.raises(ValueError, match="unknown metric"):
+        metrics_with_ci(Y, P, metrics=("auc",))
+    with pytest.raises(ValueError, match="n_boot"):
+        bootstrap_ci(Y, P, metric="f1", n_boot=0)
+    with pytest.raises(ValueError, match="alpha"):
+        bootstrap_ci(Y, P, metric="f1", alpha=1.0)
+
+
+# ------------------------------------------------------------------ thresholds
+# y      0    0    0    1    0    1    1
+# p     .1   .2   .3   .4   .5   .6   .7
+# threshold  TPR  FPR   J
+#   .7       1/3   0   .333
+#   .6       2/3   0   .667
+#   .5       2/3  1/4  .417
+#   .4        1   1/4  .750  ← Youden
+#   .3        1   2/4  .500
+Y_T = [0, 0, 0, 1, 0, 1, 1]
+P_T = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+
+
+def test_youden_threshold_by_hand():
+    assert choose_threshold(Y_T, P_T) == pytest.approx(0.4)
+
+
+def test_youden_tie_takes_the_higher_threshold():
+    # J = 2/3 at 0.8 (TPR 2/3, FPR 0) and at 0.35 (TPR 1, FPR 1/3)
+    assert choose_threshold([0, 0, 1, 0, 1, 1], [0.1, 0.3, 0.35, 0.4, 0.8, 0.9]) == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize(("target", "expected"), [(0.6, 0.6), (0.9, 0.4), (1.0, 0.4), (0.3, 0.7)])
+def test_sensitivity_threshold_by_hand(target, expected):
+    assert choose_threshold(Y_T, P_T, method="sensitivity", target=target) == pytest.approx(expected)
+
+
+def test_choose_threshold_errors():
+    with pytest.raises(ValueError, match="both classes"):
+        choose_threshold([0, 0], [0.1, 0.2])
+    with pytest.raises(ValueError, match="unknown threshold method"):
+        choose_threshold(Y_T, P_T, method="f1")
+    with pytest.raises(ValueError, match="target"):
+        choose_threshold(Y_T, P_T, method="sensitivity", target=0.0)
+
+
+# ------------------------------------------------------------------ calibration
+def test_ece_by_hand():
+    # 4 bins [0, .25] (.25, .5] (.5, .75] (.75, 1]
+    #   bin 0: p .1 (y 0), .2 (y 1): mean .15, frac .5 → 2/5 · .35 = .14
+    #   bin 1: p .3 (y 0):           mean .30, frac 0  → 1/5 · .30 = .06
+    #   bin 2: empty
+    #   bin 3: p .9, 1.0 (y 1, 1):   mean .95, frac 1  → 2/5 · .05 = .02      ECE = .22
+    table, ece = calibration([0, 1, 0, 1, 1], [0.1, 0.2, 0.3, 0.9, 1.0], n_bins=4)
+    assert ece == pytest.approx(0.22)
+    assert table["count"].tolist() == [2, 1, 0, 2]
+    assert table["mean_prob"][[0, 1, 3]] == pytest.approx([0.15, 0.3, 0.95])
+    assert np.isnan(table["frac_positive"][2])
+    assert table["bin_lower"].tolist() == [0.0, 0.25, 0.5, 0.75]
+    # a probability on an edge belongs to the bin below it (scikit-learn's convention)
+    assert calibration([1], [0.25], n_bins=4)[0]["count"].tolist() == [1, 0, 0, 0]
+
+
+def test_calibration_bins_match_sklearn():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(size=200).round(2)  # values on bin edges included
+    y = (rng.uniform(size=200) < p).astype(int)
+    table, _ = calibration(y, p, n_bins=5)
+    frac, mean = calibration_curve(y, p, n_bins=5, strategy="uniform")
+    filled = table["count"] > 0
+    assert table["frac_positive"][filled] == pytest.approx(frac)
+    assert table["mean_prob"][filled] == pytest.approx(mean)
+
+
+def test_perfectly_calibrated_bins_have_zero_ece():
+    _, ece = calibration([0, 0, 1, 1], [0.0, 0.0, 1.0, 1.0], n_bins=10)
+    assert ece == 0.0
+
+
+# ------------------------------------------------------------------ mistakes
+def test_most_confident_mistakes_order():
+    # mistakes: 0 (FP, confidence .9), 1 (FP, .6), 2 (FN, confidence 1 - .05 = .95)
+    y, p = [0, 0, 1, 1, 0], [0.9, 0.6, 0.05, 0.8, 0.1]
+    assert most_confident_mistakes(y, p, k=6).tolist() == [2, 0, 1]
+    assert most_confident_mistakes(y, p, k=2).tolist() == [2, 0]
+    assert most_confident_mistakes([0, 1], [0.2, 0.9]).tolist() == []
+
+
+# ------------------------------------------------------------------ cross-validation
+def _threshold_baseline(x_train, y_train, x_test, *, seed):
+    """A 1-feature classifier: cut half-way between the class means, logistic of the distance."""
+    x_train, x_test = np.asarray(x_train, float), np.asarray(x_test, float)
+    cut = (x_train[y_train == 0].mean() + x_train[y_train == 1].mean()) / 2
+    return 1 / (1 + np.exp(-(x_test - cut)))
+
+
+def test_cross_validate_separable_toy():
+    x = np.arange(20.0)
+    y = (x >= 10).astype(int)
+    cv = cross_validate(x, y, fit_predict=_threshold_baseline, k=5, seeds=(0, 1))
+    assert len(cv["folds"]) == 10
+    assert cv["mean"]["accuracy"] == 1.0 and cv["std"]["accuracy"] == 0.0
+    assert cv["mean"]["roc_auc"] == 1.0
+    assert all(f["n_test"] == 4 and f["n_train"] == 16 for f in cv["folds"])
+    json.dumps(cv)
+    text = format_cv(cv)
+    assert "5-fold" in text and "accuracy" in text and "1.000 ± 0.000" in text
+
+
+def test_cross_validate_summary_and_folds():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 15)
+    x = y * 1.0 + rng.normal(scale=0.8, size=30)
+    seen_test: dict[int, list[int]] = {}
+
+    def fit_predict(idx_train, y_train, idx_test, *, seed):  # receives row indices
+        seen_test.setdefault(seed // 1000, []).extend(int(i) for i in idx_test)
+        return _threshold_baseline(x[idx_train], y_train, x[idx_test], seed=seed)
+
+    cv = cross_validate(lambda idx: idx, y, fit_predict=fit_predict, k=3, seeds=(0, 1, 2))
+    for seed in (0, 1, 2):  # each sample is tested exactly once per seed
+        assert sorted(seen_test[seed]) == list(range(30))
+    acc = np.array([f["accuracy"] for f in cv["folds"]])
+    assert cv["mean"]["accuracy"] == pytest.approx(acc.mean())
+    assert cv["std"]["accuracy"] == pytest.approx(acc.std(ddof=1))
+    assert cv["std"]["accuracy"] > 0
+    assert len(cv["seed_means"]["accuracy"]) == 3
+    # deterministic for the same seeds, a different split for other seeds
+    again = cross_validate(x, y, fit_predict=_threshold_baseline, k=3, seeds=(0, 1, 2))
+    assert again["mean"] == cv["mean"]
+    other = cross_validate(x, y, fit_predict=_threshold_baseline, k=3, seeds=(5,))
+    assert [f["accuracy"] for f in other["folds"]] != [f["accuracy"] for f in cv["folds"][:3]]
+
+
+def test_cross_validate_errors():
+    y = np.array([0, 0, 0, 1, 1])
+    with pytest.raises(ValueError, match="smaller class"):
+        cross_validate(np.arange(5), y, fit_predict=_threshold_baseline, k=3)
+    with pytest.raises(ValueError, match="features have 4 samples"):
+        cross_validate(np.arange(4), y, fit_predict=_threshold_baseline, k=2)
+    with pytest.raises(ValueError, match="returned 1 probabilities"):
+        cross_validate(np.arange(5), y, fit_predict=lambda a, b, c, *, seed: [0.5], k=2)
+
+
+def test_format_report_lines():
+    result = {
+        "model": "run/model.keras", "split": "test", "n": 8, "n_positive": 3, "threshold": 0.5,
+        "threshold_method": "fixed", "confidence_level": 0.95, "n_boot": 100,
+        "class_names": ["normal", "abnormal"],
+        "metrics": {"accuracy": {"value": 0.625, "low": 0.375, "high": 0.875},
+                    "roc_auc": {"value": None, "low": None, "high": None}},
+        "confusion_matrix": [[3, 2], [1, 2]], "calibration": {"ece": 0.123},
+    }
+    text = format_report(result)
+    assert "run/model.keras on split 'test': 8 scans (3 abnormal)" in text
+    assert "0.625   [0.375, 0.875]" in text
+    assert "n/a" in text
+    assert "expected calibration error: 0.123" in text
+
+
+# ------------------------------------------------------------------ a model on a cache
+CACHE_SHAPE = (8, 8, 4)
+
+
+def _mean_model(shape, *, weight=10.0, bias=-4.5):
+    """P(abnormal) = sigmoid(weight · mean(x) + bias)."""
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((*shape, 1))
+    x = keras.layers.GlobalAveragePooling3D()(inputs)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("head").set_weights([np.array([[weight]], np.float32), np.array([bias], np.float32)])
+    return model
+
+
+def _save_run(run, model, config):
+    run.mkdir(parents=True, exist_ok=True)
+    model.save(run / "model.keras")
+    record = config.to_dict() | {"class_names": ["normal", "abnormal"], "input_shape": [*config.shape, 1]}
+    (run / "preprocess.json").write_text(json.dumps(record))
+    return run / "model.keras"
+
+
+@pytest.fixture(scope="module")
+def cache_and_model(tmp_path_factory):
+    from ctutils.cache import write_cache
+    from ctutils.preprocess import PreprocessConfig
+
+    root = tmp_path_factory.mktemp("eval")
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 1] * 12)
+    means = np.where(labels == 1, 0.6, 0.3) + rng.normal(0, 0.08, size=labels.size)
+    volumes = means[:, None, None, None] + rng.uniform(-0.05, 0.05, size=(labels.size, *CACHE_SHAPE))
+    splits = ["train"] * 8 + ["val"] * 8 + ["test"] * 8
+    config = PreprocessConfig(shape=CACHE_SHAPE)
+    cache = write_cache(root / "cache", volumes, labels, splits=splits, config=config,
+                        paths=[f"scan_{i:02d}.nii.gz" for i in range(labels.size)])
+    model_path = _save_run(root / "run", _mean_model(CACHE_SHAPE), config)
+    return cache, model_path
+
+
+def _expected_probs(cache, split):
+    x = np.asarray(cache.volumes[cache.indices(split)], np.float64)
+    return 1 / (1 + np.exp(-(10.0 * x.mean(axis=(1, 2, 3)) - 4.5)))
+
+
+def test_predict_cache(cache_and_model):
+    from ctutils.evaluation import predict_cache
+    from ctutils.predict import load_model
+
+    cache, model_path = cache_and_model
+    y_true, y_prob = predict_cache(load_model(model_path), cache, "test", batch_size=3)
+    assert y_true.tolist() == cache.labels("test").tolist()
+    assert y_prob == pytest.approx(_expected_probs(cache, "test"), abs=1e-5)
+
+
+def test_evaluate_model(cache_and_model):
+    from ctutils.evaluation import evaluate_model
+
+    cache, model_path = cache_and_model
+    result = evaluate_model(cache.root, model_path, n_boot=50, seed=0)
+    text = json.dumps(result, allow_nan=False)  # strictly JSON-serialisable
+    assert json.loads(text)["split"] == "test"
+    y = cache.labels("test")
+    expected = binary_metrics(y, _expected_probs(cache, "test"))
+    assert result["n"] == 8 and result["n_positive"] == int(y.sum())
+    assert (result["threshold"], result["threshold_method"]) == (0.5, "fixed")
+    for name in METRIC_NAMES:
+        assert result["metrics"][name]["value"] == pytest.approx(expected[name], abs=1e-6)
+        low, high = result["metrics"][name]["low"], result["metrics"][name]["high"]
+        assert low <= result["metrics"][name]["value"] <= high
+    assert result["confusion_matrix"] == expected["confusion_matrix"]
+    assert result["paths"] == [str(p) for p in cache.paths("test")]
+    assert len(result["calibration"]["count"]) == 10
+    report = format_report(result)
+    assert "on split 'test': 8 scans" in report and "roc_auc" in report
+
+
+def test_evaluate_model_val_youden_threshold(cache_and_model):
+    from ctutils.evaluation import evaluate_model
+
+    cache, model_path = cache_and_model
+    result = evaluate_model(cache.root, model_path, threshold="val-youden", n_boot=20)
+    expected = choose_threshold(cache.labels("val"), _expected_probs(cache, "val"))
+    assert result["threshold"] == pytest.approx(expected, abs=1e-6)
+    assert result["threshold_method"] == "val-youden"
+    with pytest.raises(ValueError, match="val-youden"):
+        evaluate_model(cache.root, model_path, threshold="best", n_boot=20)
+
+
+def test_evaluate_model_errors(cache_and_model, tmp_path):
+    from ctutils.cache import write_cache
+    from ctutils.evaluation import evaluate_model
+    from ctutils.preprocess import PreprocessConfig
+
+    cache, model_path = cache_and_model
+    # a model trained for another input shape
+    other = _save_run(tmp_path / "other", _mean_model((8, 8, 8)), PreprocessConfig(shape=(8, 8, 8)))
+    with pytest.raises(ValueError, match="trained with preprocessing"):
+        evaluate_model(cache.root, other, n_boot=10)
+    (tmp_path / "other" / "preprocess.json").unlink()
+    with pytest.raises(ValueError, match=r"model expects input \(8, 8, 8, 1\)"):
+        evaluate_model(cache.root, other, n_boot=10)
+    # an empty split
+    only_train = write_cache(tmp_path / "c2", np.zeros((2, *CACHE_SHAPE)), [0, 1], splits=["train"] * 2,
+                             config=PreprocessConfig(shape=CACHE_SHAPE))
+    with pytest.raises(ValueError, match="split 'test' is empty"):
+        evaluate_model(only_train.root, model_path, n_boot=10)
+    # a broken model file
+    bad = tmp_path / "bad" / "model.keras"
+    bad.parent.mkdir()
+    bad.write_bytes(model_path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="model.keras"):
+        evaluate_model(cache.root, bad, n_boot=10)

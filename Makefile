@@ -29,7 +29,10 @@ test: setup
 	$(PY) -m pytest
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not notebooks"
+	$(PY) -m pytest tests -m "not slow and not notebooks"
+
+notebooks: setup
+	$(PY) -m ctutils course run --profile quick --dataset synthetic --write-back
 
 student: setup
 	$(PY) -m ctutils course student --out student

@@ -171,7 +171,8 @@ def _predict(args: argparse.Namespace) -> int:
 def _course_run(args: argparse.Namespace) -> int:
     from ctutils.course import run_course
 
-    run_course(profile=args.profile, dataset=args.dataset, out=args.out, chapters=args.chapters)
+    out = run_course(profile=args.profile, dataset=args.dataset, out=args.out, chapters=args.chapters, write_back=args.write_back)
+    print(f"{out}: executed notebooks in {out / 'notebooks'}, summary in {out / 'summary.md'}")
     return 0
 
 
@@ -269,6 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dataset", choices=("synthetic", "mosmeddata"), default="synthetic")
     run.add_argument("--out", type=Path, default=None, help="run folder (default runs/<profile>-<dataset>)")
     run.add_argument("--chapters", nargs="*", default=None, help="only these chapters (e.g. 00 01)")
+    run.add_argument("--write-back", action="store_true", help="copy the executed notebooks over notebooks/ (regenerates the committed outputs)")
     run.set_defaults(func=_course_run)
     student = course_commands.add_parser("student", help="write student copies without solutions")
     student.add_argument("--out", required=True, type=Path)

@@ -1,0 +1,1107 @@
+"""The course machinery: profiles, paths, "runs on its own" helpers, the batch runner, student copies.
+
+Every chapter (``notebooks/NN_topic.ipynb``) starts the same way::
+
+    profile = "quick"        # the cell tagged "parameters" (papermill injects other values)
+    dataset = "synthetic"
+    run_dir = None
+    ...
+    cfg = course.course_config(profile, dataset, chapter="05_training", run_dir=run_dir, ...)
+    cache = course.ensure_cache(cfg)          # builds the dataset and the cache if missing
+
+so that each chapter runs on its own, in JupyterLab, in Colab and in batch.
+
+Profiles (:data:`PROFILES`)
+    ``quick``: 2 × 40 synthetic studies at 256 × 256 in-plane, cached at 64 × 64 × 32, a small
+    same-padding CNN trained for a few epochs: the whole course runs on a laptop CPU in minutes.
+    ``full``: 2 × 100 studies at 512 × 512 (or the real MosMedData subset), 128 × 128 × 64 and the
+    reference CNN and recipe (100 epochs with early stopping): a GPU is advised.
+
+Paths (:func:`course_config`), relative to the repository root (found by walking up from the
+current folder to ``pyproject.toml``, so notebooks run in ``notebooks/`` find ``../data``; in
+Colab, where there is no checkout above the current folder, the current folder is the root)::
+
+    data/synthetic-quick/                     the dataset (CT-0/, CT-23/), or data/mosmeddata/
+    data/cache/synthetic-quick-64x64x32/      the preprocessed cache (volumes.npy, manifest.csv)
+    runs/quick-synthetic/                     the run folder RUN (= the batch runner's OUT):
+        model.keras, history.csv, …           the profile's trained model (ctutils.training.train)
+        metrics.json                          key metrics, one entry per chapter (CourseConfig.record)
+        figures/NN_topic-NAME.png             key figures (CourseConfig.save_figure)
+        notebooks/NN_topic.ipynb              executed chapters (batch runs only)
+        summary.md                            per chapter: status, time, metrics, figures
+
+Batch runs: ``python -m ctutils course run --profile quick --dataset synthetic`` (:func:`run_course`);
+``--write-back`` copies the executed notebooks over ``notebooks/`` (how the committed outputs are
+regenerated). Classroom: ``python -m ctutils course student --out DIR`` (:func:`make_student_copies`).
+
+This module imports neither TensorFlow nor papermill at import time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import os
+import re
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ctutils.atomic import atomic_path
+
+__all__ = [
+    "COLAB_REPO",
+    "DATASETS",
+    "PROFILES",
+    "ChapterResult",
+    "CourseConfig",
+    "CourseError",
+    "Profile",
+    "StudentCopyError",
+    "colab_badge",
+    "colab_url",
+    "course_config",
+    "ensure_cache",
+    "ensure_dataset",
+    "ensure_model",
+    "find_root",
+    "list_chapters",
+    "make_student_copies",
+    "notebooks_dir",
+    "record_metrics",
+    "run_course",
+    "set_colab_repo",
+    "strip_solutions",
+]
+
+#: GitHub ``owner/name`` that the "Open in Colab" badges and the Colab set-up cells point to.
+#: A fork changes it in every notebook with :func:`set_colab_repo` (see notebooks/README.md).
+COLAB_REPO = "ct3d-course/ct3d-course"
+
+BEGIN_SOLUTION = "### BEGIN SOLUTION"
+END_SOLUTION = "### END SOLUTION"
+_CHAPTER_NAME = re.compile(r"^(\d\d)_[A-Za-z0-9_-]+\.ipynb$")
+_CHECK_CALL = re.compile(r"\bexercises\.\w+\(")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+MODEL_FILE = "model.keras"  # as ctutils.training.MODEL_FILE (not imported: it needs TensorFlow)
+METRICS_FILE = "metrics.json"
+FIGURES_DIR = "figures"
+SUMMARY_FILE = "summary.md"
+
+
+class CourseError(RuntimeError):
+    """A chapter failed in :func:`run_course`; the message names the chapter file and the cell.
+
+    Attributes
+    ----------
+    chapter : str
+        The notebook's file name, e.g. ``"03_augmentation.ipynb"``.
+    cell : int or None
+        1-based position of the failing cell in the chapter (markdown cells included).
+    executed : Path
+        The executed notebook, with the outputs up to the error and the full traceback.
+    """
+
+    def __init__(self, message: str, *, chapter: str, cell: int | None, executed: Path) -> None:
+        super().__init__(message)
+        self.chapter = chapter
+        self.cell = cell
+        self.executed = executed
+
+
+class StudentCopyError(ValueError):
+    """Unbalanced ``### BEGIN SOLUTION`` / ``### END SOLUTION`` markers; names the notebook and cell."""
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a course run is: the synthetic dataset, the cache shape, the model and its training.
+
+    Attributes
+    ----------
+    name : str
+        ``"quick"`` or ``"full"``.
+    description : str
+        One line for learners.
+    n_normal, n_abnormal : int
+        Synthetic studies per class (CT-0 / CT-23); the real MosMedData subset has 100 + 100.
+    size : int
+        In-plane size of the synthetic studies in voxels (MosMedData: 512).
+    data_seed : int
+        Seed of the synthetic dataset and of the train/val/test split (fixed, so that every
+        chapter sees the same data; the chapters' ``seed`` parameter seeds the training).
+    shape : tuple of 3 int
+        Preprocessed volume shape (X, Y, Z) in voxels: the cache and the model input.
+    model : str
+        A name of ``ctutils.models.MODELS``.
+    model_kwargs : dict
+        Extra arguments of the model builder (e.g. fewer filters).
+    recipe : str
+        A name of ``ctutils.training.RECIPES`` (``"reference"`` or ``"improved"``).
+    epochs, batch_size : int
+        Training length (early stopping may end it sooner) and batch size.
+    """
+
+    name: str
+    description: str
+    n_normal: int
+    n_abnormal: int
+    size: int
+    data_seed: int
+    shape: tuple[int, int, int]
+    model: str
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    recipe: str = "improved"
+    epochs: int = 10
+    batch_size: int = 4
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields (lists for tuples)."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+#: The course's run sizes. ``quick`` trains chapter 05 in about two minutes on 2 CPU cores;
+#: ``full`` is the reference's setting (GPU advised: one reference epoch takes minutes on a CPU).
+PROFILES: dict[str, Profile] = {
+    "quick": Profile(
+        name="quick",
+        description="2 × 40 synthetic studies at 256 px, 64 × 64 × 32 voxels, a small CNN: minutes on a laptop CPU",
+        n_normal=40,
+        n_abnormal=40,
+        size=256,
+        data_seed=0,
+        shape=(64, 64, 32),
+        model="cnn3d-same",
+        # bn_momentum 0.9: a run of ~250 steps is too short for Keras's 0.99 (see build_cnn3d)
+        model_kwargs={"filters": (16, 32, 64, 128), "dense_units": 128, "bn_momentum": 0.9},
+        recipe="improved",
+        epochs=15,
+        batch_size=4,
+    ),
+    "full": Profile(
+        name="full",
+        description="2 × 100 studies at 512 px (as MosMedData), 128 × 128 × 64 voxels, the reference CNN and recipe: GPU advised",
+        n_normal=100,
+        n_abnormal=100,
+        size=512,
+        data_seed=0,
+        shape=(128, 128, 64),
+        model="cnn3d",
+        model_kwargs={},
+        recipe="reference",
+        epochs=100,
+        batch_size=2,
+    ),
+}
+
+#: The datasets a course run can use: the registry entry (``ctutils/registry.json``) and the
+#: folder under ``data/`` (``{profile}`` is replaced by the profile's name: the synthetic
+#: dataset's size depends on it, the real one does not).
+DATASETS: dict[str, dict[str, str]] = {
+    "synthetic": {
+        "registry": "synthetic",
+        "folder": "synthetic-{profile}",
+        "description": "embedded synthetic chest-CT phantoms (computer-generated; generated offline in about a minute)",
+    },
+    "mosmeddata": {
+        "registry": "mosmeddata-ct0-ct23",
+        "folder": "mosmeddata",
+        "description": "the real MosMedData subset of the Keras example (CT-0 + CT-23, 2.1 GB download, CC BY-NC-ND 3.0)",
+    },
+}
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def find_root(start: str | os.PathLike[str] | None = None) -> Path:
+    """The course repository's root: the first folder from ``start`` upwards with ``pyproject.toml`` and ``ctutils/``.
+
+    Parameters
+    ----------
+    start : path-like, optional
+        Where to start (default: the current folder). Notebooks run in ``notebooks/``, so the
+        root is usually its parent.
+
+    Returns
+    -------
+    Path
+        The root, or ``start`` itself (resolved) when no folder above it is a checkout of the
+        course (e.g. Colab before the set-up cell changed folder).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> here = Path(tempfile.mkdtemp()).resolve()
+    >>> find_root(here) == here
+    True
+    """
+    here = Path.cwd() if start is None else Path(start)
+    here = here.resolve()
+    for folder in (here, *here.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "ctutils").is_dir():
+            return folder
+    return here
+
+
+def notebooks_dir() -> Path:
+    """The folder of the course's chapters: ``notebooks/`` beside the ``ctutils`` package, else under :func:`find_root`."""
+    beside = Path(__file__).resolve().parents[1] / "notebooks"
+    return beside if beside.is_dir() else find_root() / "notebooks"
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+@dataclass(frozen=True)
+class CourseConfig:
+    """Where a chapter reads and writes, and what it trains; made by :func:`course_config`.
+
+    Attributes
+    ----------
+    profile : Profile
+        The run size (:data:`PROFILES`).
+    dataset : str
+        ``"synthetic"`` or ``"mosmeddata"`` (:data:`DATASETS`).
+    root : Path
+        The repository root (or the current folder in Colab).
+    data_dir, cache_dir, run_dir : Path
+        Dataset folder, cache folder, run folder (absolute).
+    seed : int
+        Training seed (weights, shuffling, augmentation).
+    chapter : str or None
+        The chapter's file stem (e.g. ``"00_setup"``): the key of its metrics and figures.
+    """
+
+    profile: Profile
+    dataset: str
+    root: Path
+    data_dir: Path
+    cache_dir: Path
+    run_dir: Path
+    seed: int = 0
+    chapter: str | None = None
+
+    @property
+    def registry_name(self) -> str:
+        """The dataset's name in ``ctutils/registry.json``."""
+        return DATASETS[self.dataset]["registry"]
+
+    @property
+    def preprocess(self) -> Any:
+        """The :class:`ctutils.preprocess.PreprocessConfig` of the profile (course preset, ``profile.shape``)."""
+        from ctutils.preprocess import PreprocessConfig
+
+        return PreprocessConfig(shape=self.profile.shape)
+
+    @property
+    def model_path(self) -> Path:
+        """``RUN/model.keras``: the profile's trained model."""
+        return self.run_dir / MODEL_FILE
+
+    @property
+    def metrics_path(self) -> Path:
+        """``RUN/metrics.json``: key metrics per chapter, read by the batch runner's summary."""
+        return self.run_dir / METRICS_FILE
+
+    @property
+    def figures_dir(self) -> Path:
+        """``RUN/figures``: key figures, listed in the batch runner's summary."""
+        return self.run_dir / FIGURES_DIR
+
+    def train_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``ctutils.training.train`` for the profile's model.
+
+        Examples
+        --------
+        >>> course_config("full").train_kwargs()["model"]
+        'cnn3d'
+        """
+        p = self.profile
+        return {
+            "model": p.model,
+            "recipe": p.recipe,
+            "epochs": p.epochs,
+            "batch_size": p.batch_size,
+            "seed": self.seed,
+            "model_kwargs": dict(p.model_kwargs),
+        }
+
+    def relative(self, path: str | os.PathLike[str]) -> str:
+        """``path`` relative to the root when it lies inside it (for printing), else absolute."""
+        return _relative(Path(path), self.root)
+
+    def describe(self) -> str:
+        """A few lines for learners: profile, dataset and folders (relative to the root)."""
+        p = self.profile
+        shape = " × ".join(str(n) for n in p.shape)
+        lines = [
+            f"profile   {p.name}: {p.description}",
+            f"dataset   {self.dataset}: {DATASETS[self.dataset]['description']}",
+            f"data      {self.relative(self.data_dir)}",
+            f"cache     {self.relative(self.cache_dir)}  ({shape} voxels)",
+            f"run       {self.relative(self.run_dir)}  (model {p.model}, recipe {p.recipe}, "
+            f"{p.epochs} epochs, batch {p.batch_size}, seed {self.seed})",
+        ]
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.describe()
+
+    def record(self, **values: Any) -> Path:
+        """Add key metrics of this chapter to ``RUN/metrics.json`` (see :func:`record_metrics`)."""
+        return record_metrics(self.run_dir, self._chapter(), values)
+
+    def save_figure(self, fig: Any, name: str, *, dpi: int = 80) -> Path:
+        """Save a key figure as ``RUN/figures/<chapter>-<name>.png`` (atomic) and return its path."""
+        if not re.fullmatch(r"[A-Za-z0-9_-]+", name):
+            raise ValueError(f"figure name {name!r}: use letters, digits, '_' and '-' only")
+        path = self.figures_dir / f"{self._chapter()}-{name}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, bbox_inches="tight")
+        return path
+
+    def _chapter(self) -> str:
+        if not self.chapter:
+            raise ValueError("this CourseConfig has no chapter: pass chapter='NN_topic' to course_config()")
+        return self.chapter
+
+
+def _given(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def course_config(
+    profile: str = "quick",
+    dataset: str = "synthetic",
+    *,
+    chapter: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    run_dir: str | os.PathLike[str] | None = None,
+    seed: int | None = None,
+    root: str | os.PathLike[str] | None = None,
+) -> CourseConfig:
+    """Resolve a chapter's parameters into folders and settings.
+
+    Parameters
+    ----------
+    profile : {"quick", "full"}
+        Run size (:data:`PROFILES`).
+    dataset : {"synthetic", "mosmeddata"}
+        Which data (:data:`DATASETS`).
+    chapter : str, optional
+        The chapter's file stem, e.g. ``"00_setup"`` (needed for :meth:`CourseConfig.record`).
+    data_dir, cache_dir, run_dir : path-like, optional
+        Override a folder; None (or ``""``) means the default under :func:`find_root`:
+        ``data/<dataset folder>``, ``data/cache/<dataset folder>-XxYxZ``, ``runs/<profile>-<dataset>``.
+        Relative paths are taken from the current folder.
+    seed : int, optional
+        Training seed (default 0).
+    root : path-like, optional
+        Repository root (default :func:`find_root` from the current folder).
+
+    Returns
+    -------
+    CourseConfig
+
+    Raises
+    ------
+    ValueError
+        Unknown profile or dataset (the message lists the known ones), or a seed that is not an integer.
+
+    Examples
+    --------
+    >>> cfg = course_config("quick", "synthetic", root="/course")
+    >>> cfg.relative(cfg.data_dir), cfg.relative(cfg.cache_dir), cfg.relative(cfg.run_dir)
+    ('data/synthetic-quick', 'data/cache/synthetic-quick-64x64x32', 'runs/quick-synthetic')
+    """
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if seed is None:
+        seed = 0
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
+    prof = PROFILES[profile]
+    base = find_root() if root is None else Path(root).resolve()
+    folder = DATASETS[dataset]["folder"].format(profile=profile)
+    shape = "x".join(str(n) for n in prof.shape)
+    data = Path(data_dir).resolve() if _given(data_dir) else base / "data" / folder
+    cache = Path(cache_dir).resolve() if _given(cache_dir) else base / "data" / "cache" / f"{folder}-{shape}"
+    run = Path(run_dir).resolve() if _given(run_dir) else base / "runs" / f"{profile}-{dataset}"
+    return CourseConfig(profile=prof, dataset=dataset, root=base, data_dir=data, cache_dir=cache,
+                        run_dir=run, seed=seed, chapter=chapter or None)
+
+
+# ----------------------------------------------------------------------------- artefacts
+
+
+def _synthetic_complete(cfg: CourseConfig) -> bool:
+    """True when ``synthetic.json`` says the generator finished this profile's dataset and every study exists."""
+    from ctutils.phantoms import METADATA_NAME, PHANTOM_VERSION
+
+    path = cfg.data_dir / METADATA_NAME
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    p = cfg.profile
+    wanted = {"complete": True, "version": PHANTOM_VERSION, "seed": p.data_seed, "normal": p.n_normal,
+              "abnormal": p.n_abnormal, "size": p.size}
+    if not isinstance(meta, dict) or any(meta.get(k) != v for k, v in wanted.items()):
+        return False
+    studies = meta.get("studies", [])
+    return len(studies) == p.n_normal + p.n_abnormal and all(
+        (cfg.data_dir / str(s.get("path", ""))).is_file() for s in studies
+    )
+
+
+def ensure_dataset(cfg: CourseConfig, *, progress: bool = True) -> Path:
+    """Make sure the dataset folder holds the data; cheap when it does.
+
+    Synthetic: nothing when ``synthetic.json`` records this profile's complete dataset, else
+    :func:`ctutils.phantoms.generate_dataset` (which skips the studies that exist).
+    MosMedData: :func:`ctutils.download.download_dataset` (it returns at once when the data is
+    extracted or placed by hand; offline, its error says how to place the files by hand).
+
+    Returns
+    -------
+    Path
+        ``cfg.data_dir``.
+    """
+    if cfg.dataset == "synthetic":
+        if _synthetic_complete(cfg):
+            return cfg.data_dir
+        from ctutils.phantoms import generate_dataset
+
+        p = cfg.profile
+        generate_dataset(cfg.data_dir, normal=p.n_normal, abnormal=p.n_abnormal, seed=p.data_seed,
+                         size=p.size, progress=progress)
+    else:
+        from ctutils.download import download_dataset
+
+        download_dataset(cfg.registry_name, cfg.data_dir, progress=progress)
+    return cfg.data_dir
+
+
+def ensure_cache(cfg: CourseConfig, *, progress: bool = True) -> Any:
+    """Make sure the dataset and its preprocessed cache exist (chapter 02); cheap when they do.
+
+    Returns
+    -------
+    ctutils.cache.Cache
+        The opened cache (``cache.info["reused"]`` tells whether it was already current).
+    """
+    from ctutils.cache import build_cache
+
+    ensure_dataset(cfg, progress=progress)
+    return build_cache(cfg.data_dir, cfg.cache_dir, config=cfg.preprocess, dataset=cfg.registry_name,
+                       seed=cfg.profile.data_seed, progress=progress)
+
+
+def ensure_model(cfg: CourseConfig, *, verbose: str | int = 2) -> Path:
+    """Return ``RUN/model.keras``, training the profile's model first if it is missing (chapter 05).
+
+    An existing ``model.keras`` is used as it is, whatever made it; delete it to retrain.
+
+    Parameters
+    ----------
+    verbose : "auto", 0, 1 or 2
+        Passed to ``model.fit`` (2: one line per epoch).
+    """
+    if cfg.model_path.is_file():
+        return cfg.model_path
+    ensure_cache(cfg)
+    from ctutils.training import train
+
+    return train(cfg.cache_dir, cfg.run_dir, **cfg.train_kwargs(), verbose=verbose).model_path
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):  # numpy scalars and 0-d arrays
+        return _jsonable(value.item())
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise ValueError(f"metric value {value!r} ({type(value).__name__}) cannot be written as JSON")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: unreadable metrics file ({error}); delete it to start afresh") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of chapters, got {type(data).__name__}")
+    return data
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def record_metrics(run_dir: str | os.PathLike[str], chapter: str, values: Mapping[str, Any]) -> Path:
+    """Merge ``values`` into ``run_dir/metrics.json`` under ``chapter`` (atomic write).
+
+    Parameters
+    ----------
+    run_dir : path-like
+        The run folder.
+    chapter : str
+        The chapter's file stem, e.g. ``"05_training"``.
+    values : mapping of str to number, str, bool or list
+        Key metrics (numpy scalars are converted; NaN and inf become null).
+
+    Returns
+    -------
+    Path
+        The metrics file.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> run = Path(tempfile.mkdtemp())
+    >>> path = record_metrics(run, "00_setup", {"n_scans": 80})
+    >>> json.loads(path.read_text())
+    {'00_setup': {'n_scans': 80}}
+    """
+    path = Path(run_dir) / METRICS_FILE
+    data = _read_json(path)
+    entry = dict(data.get(chapter, {}))
+    entry.update(_jsonable(dict(values)))
+    data[chapter] = entry
+    _write_json(path, data)
+    return path
+
+
+# ----------------------------------------------------------------------------- chapters
+
+
+def list_chapters(source: str | os.PathLike[str] | None = None) -> list[Path]:
+    """The chapters ``NN_topic.ipynb`` of a notebooks folder, in order.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the folder does not exist or holds no chapter.
+    """
+    folder = notebooks_dir() if source is None else Path(source)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: notebooks folder not found")
+    chapters = sorted(p for p in folder.iterdir() if p.is_file() and _CHAPTER_NAME.match(p.name))
+    if not chapters:
+        raise FileNotFoundError(f"{folder}: no chapter notebooks (NN_topic.ipynb) found")
+    return chapters
+
+
+def _select(chapters: list[Path], wanted: Sequence[str] | None) -> list[Path]:
+    if not wanted:
+        return chapters
+    chosen = []
+    for item in wanted:
+        text = str(item)
+        matches = [p for p in chapters if text in (p.name, p.stem) or p.name.startswith(f"{text}_")]
+        if not matches:
+            known = ", ".join(p.stem for p in chapters)
+            raise ValueError(f"unknown chapter {text!r}; the chapters are {known}")
+        chosen.extend(m for m in matches if m not in chosen)
+    return sorted(chosen)
+
+
+def colab_url(chapter: str, *, repo: str = COLAB_REPO, branch: str = "main") -> str:
+    """The "Open in Colab" address of a chapter.
+
+    Examples
+    --------
+    >>> colab_url("00_setup.ipynb")
+    'https://colab.research.google.com/github/ct3d-course/ct3d-course/blob/main/notebooks/00_setup.ipynb'
+    """
+    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{chapter}"
+
+
+def colab_badge(chapter: str, *, repo: str = COLAB_REPO) -> str:
+    """Markdown of the "Open in Colab" badge of a chapter."""
+    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(chapter, repo=repo)})"
+
+
+def set_colab_repo(repo: str, *, source: str | os.PathLike[str] | None = None, old: str = COLAB_REPO) -> list[Path]:
+    """Point every chapter's Colab badge and Colab set-up cell at another GitHub repository (a fork).
+
+    Replaces ``github.com/<old>``, ``github/<old>/`` and the string ``"<old>"`` (the Colab cell's
+    ``REPO``) in the cells of each chapter.
+
+    Parameters
+    ----------
+    repo : str
+        ``owner/name`` of the fork.
+    source : path-like, optional
+        Notebooks folder (default :func:`notebooks_dir`).
+    old : str
+        The repository the notebooks point to now (default :data:`COLAB_REPO`).
+
+    Returns
+    -------
+    list of Path
+        The notebooks that changed.
+    """
+    import nbformat
+
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
+        raise ValueError(f"repository {repo!r}: expected 'owner/name'")
+    changed = []
+    for path in list_chapters(source):
+        nb = nbformat.read(path, as_version=4)
+        touched = False
+        for cell in nb.cells:
+            new = cell.source.replace(f"github.com/{old}", f"github.com/{repo}")
+            new = new.replace(f"github/{old}/", f"github/{repo}/").replace(f'"{old}"', f'"{repo}"')
+            if new != cell.source:
+                cell.source, touched = new, True
+        if touched:
+            _write_notebook(nb, path)
+            changed.append(path)
+    return changed
+
+
+def _write_notebook(nb: Any, path: Path) -> None:
+    import nbformat
+
+    with atomic_path(path) as tmp:
+        nbformat.write(nb, tmp)
+
+
+# ----------------------------------------------------------------------------- batch runner
+
+
+@dataclass
+class ChapterResult:
+    """One chapter of a :func:`run_course` run (``status``: "passed", "failed" or "not run")."""
+
+    name: str
+    status: str
+    seconds: float | None = None
+    message: str = ""
+
+
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """Send this process's file descriptor 2, and so the kernel's stderr, to a log file.
+
+    The kernel inherits it: TensorFlow's C++ logs and ipykernel's warnings land in the log
+    instead of the terminal (the notebook keeps everything the cells print).
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as log:
+            os.dup2(log.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def _kernel_environment() -> Iterator[None]:
+    """Environment the chapters' kernels inherit: inline figures, quiet TensorFlow and debugger."""
+    wanted = {
+        # a test session's MPLBACKEND=Agg would otherwise reach the kernel and hide every figure
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _cell_position(nb: Any, source: str) -> int | None:
+    for position, cell in enumerate(nb.cells, start=1):
+        if cell.cell_type == "code" and cell.source == source:
+            return position
+    return None
+
+
+def _first_line(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip() and not line.strip().startswith("#"):
+            return line.strip()[:100]
+    return text.strip().splitlines()[0][:100] if text.strip() else ""
+
+
+def _failure(path: Path, error: Exception, executed: Path, log: Path) -> CourseError:
+    """One clear message for a chapter that failed."""
+    import nbformat
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(error, PapermillExecutionError):
+        position = _cell_position(nbformat.read(path, as_version=4), error.source)
+        where = f"cell {position}" if position is not None else "the injected parameters cell"
+        evalue = _ANSI.sub("", str(error.evalue)).strip()
+        message = (
+            f"chapter {path.name}, {where} (execution count {error.exec_count}): {error.ename}: {evalue}\n"
+            f"  the cell: {_first_line(error.source)}\n"
+            f"  executed notebook with the full traceback: {executed}"
+        )
+        return CourseError(message, chapter=path.name, cell=position, executed=executed)
+    message = (
+        f"chapter {path.name}: the notebook could not be run ({type(error).__name__}: {error})\n"
+        f"  executed notebook so far: {executed}; the kernel's own messages: {log}"
+    )
+    return CourseError(message, chapter=path.name, cell=None, executed=executed)
+
+
+def _forget_chapter(out: Path, chapter: str) -> None:
+    """Remove a chapter's metrics and figures of an earlier run before it runs again."""
+    path = out / METRICS_FILE
+    data = _read_json(path)
+    if chapter in data:
+        del data[chapter]
+        _write_json(path, data)
+    for figure in (out / FIGURES_DIR).glob(f"{chapter}-*.png"):
+        figure.unlink()
+
+
+def _clean_for_commit(nb: Any) -> Any:
+    """An executed notebook without papermill's injected cell and run metadata (for write-back)."""
+    nb = copy.deepcopy(nb)
+    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    nb.metadata.pop("papermill", None)
+    count = 0
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        if cell.metadata.get("tags") == []:
+            del cell.metadata["tags"]
+        if cell.cell_type == "code" and cell.execution_count is not None:
+            count += 1  # renumber: the removed injected cell leaves no gap
+            cell.execution_count = count
+            for output in cell.outputs:
+                if output.output_type == "execute_result":
+                    output.execution_count = count
+    return nb
+
+
+def _format_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
+
+
+def _format_metric(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return str(value)
+
+
+def _write_summary(out: Path, results: list[ChapterResult], *, profile: str, dataset: str,
+                   total_s: float, started: str) -> Path:
+    metrics = _read_json(out / METRICS_FILE)
+    passed = sum(r.status == "passed" for r in results)
+    status = "all chapters passed" if passed == len(results) else f"{passed} of {len(results)} chapters passed"
+    lines = [
+        f"# Course run: profile {profile}, dataset {dataset}",
+        "",
+        f"Started {started}; {status} in {_format_seconds(total_s)} "
+        f"(Python {sys.version.split()[0]}, {os.cpu_count()} CPU cores).",
+        "",
+        f"Command: `python -m ctutils course run --profile {profile} --dataset {dataset} --out {out}`",
+        "",
+    ]
+    if dataset == "synthetic":
+        lines += ["The data are computer-generated phantoms: these numbers say nothing about patients.", ""]
+    lines += ["| Chapter | Status | Time | Key metrics |", "|---|---|---|---|"]
+    for r in results:
+        link = f"[{r.name}](notebooks/{r.name}.ipynb)" if r.status != "not run" else r.name
+        icon = {"passed": "✅ passed", "failed": "❌ failed", "not run": "⏭ not run"}[r.status]
+        values = ", ".join(f"{k} = {_format_metric(v)}" for k, v in metrics.get(r.name, {}).items())
+        lines.append(f"| {link} | {icon} | {_format_seconds(r.seconds)} | {values} |")
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        lines += ["", "## Error", "", "```", r.message, "```"]
+    figures = sorted((out / FIGURES_DIR).glob("*.png"))
+    if figures:
+        lines += ["", "## Key figures", ""]
+        for figure in figures:
+            rel = figure.relative_to(out).as_posix()
+            lines += [f"**{figure.stem}**", "", f"![{figure.stem}]({rel})", ""]
+    path = out / SUMMARY_FILE
+    with atomic_path(path) as tmp:
+        tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    return path
+
+
+def run_course(
+    *,
+    profile: str = "quick",
+    dataset: str = "synthetic",
+    out: str | os.PathLike[str] | None = None,
+    chapters: Sequence[str] | None = None,
+    write_back: bool = False,
+    source: str | os.PathLike[str] | None = None,
+    parameters: Mapping[str, Any] | None = None,
+    kernel_name: str = "python3",
+    progress: bool = True,
+) -> Path:
+    """Execute the chapters in order with papermill and write the executed notebooks and a summary.
+
+    Each chapter runs in a fresh kernel in the notebooks folder with the parameters
+    ``profile``, ``dataset`` and ``run_dir`` (= ``out``) injected after its cell tagged
+    ``parameters``; the data and the cache are the repository's (``data/``), shared by all runs.
+    The run stops at the first failing chapter.
+
+    Parameters
+    ----------
+    profile, dataset : str
+        See :data:`PROFILES` and :data:`DATASETS`.
+    out : path-like, optional
+        The run folder OUT (default ``runs/<profile>-<dataset>`` under the repository root):
+        ``OUT/notebooks/NN_topic.ipynb`` (executed), ``OUT/notebooks/NN_topic.log`` (what the
+        kernel wrote to its own stderr: TensorFlow's C++ logs…), ``OUT/summary.md``, and what the
+        chapters write there (``model.keras``, ``metrics.json``, ``figures/``).
+    chapters : sequence of str, optional
+        Only these chapters, by number or name (``["00", "01_data"]``); default all.
+    write_back : bool
+        Copy each executed chapter, without papermill's injected cell and metadata, over its
+        source: how the committed outputs are regenerated (quick profile, synthetic data).
+    source : path-like, optional
+        The notebooks folder (default :func:`notebooks_dir`).
+    parameters : mapping, optional
+        More parameters to inject into every chapter (e.g. ``{"seed": 1}``).
+    kernel_name : str
+        Jupyter kernel (the project's environment registers ``python3``).
+    progress : bool
+        Print one line per chapter (and papermill's cell progress bar on a terminal).
+
+    Returns
+    -------
+    Path
+        OUT.
+
+    Raises
+    ------
+    CourseError
+        The first chapter that fails: the message names the chapter file, the cell (position in
+        the chapter and execution count), the error, and the executed notebook with the traceback.
+        The summary is written first, with the later chapters marked "not run".
+    ValueError, FileNotFoundError
+        Unknown profile, dataset or chapter; no notebooks folder.
+    """
+    import papermill
+
+    course_config(profile, dataset)  # validates the names
+    folder = (notebooks_dir() if source is None else Path(source)).resolve()
+    selected = _select(list_chapters(folder), chapters)
+    root = find_root(folder)
+    out_dir = (root / "runs" / f"{profile}-{dataset}" if out is None else Path(out)).resolve()
+    executed_dir = out_dir / "notebooks"
+    executed_dir.mkdir(parents=True, exist_ok=True)
+    params = {"profile": profile, "dataset": dataset, "run_dir": str(out_dir), **dict(parameters or {})}
+    results = [ChapterResult(p.stem, "not run") for p in selected]
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    t_start = time.perf_counter()
+    say = print if progress else (lambda *a, **k: None)
+    say(f"course run: profile {profile}, dataset {dataset}, {len(selected)} chapter(s) → {out_dir}", flush=True)
+    for number, (path, result) in enumerate(zip(selected, results), start=1):
+        executed = executed_dir / path.name
+        _forget_chapter(out_dir, path.stem)
+        say(f"[{number}/{len(selected)}] {path.name} …", flush=True)
+        t0 = time.perf_counter()
+        log = executed.with_suffix(".log")
+        log.unlink(missing_ok=True)
+        bar: bool | dict[str, Any] = False
+        if progress and sys.stdout.isatty():
+            bar = {"file": sys.stdout, "desc": path.stem, "leave": False}
+        try:
+            with _kernel_environment(), _stderr_to(log):
+                papermill.execute_notebook(
+                    str(path), str(executed), parameters=params, kernel_name=kernel_name,
+                    cwd=str(folder), progress_bar=bar, log_output=False,
+                    # C-level output (TensorFlow's C++ logs) goes to the log, not into the notebook
+                    extra_arguments=["--IPKernelApp.capture_fd_output=False"],
+                )
+        except Exception as error:  # noqa: BLE001 - every failure becomes one CourseError
+            result.status, result.seconds = "failed", time.perf_counter() - t0
+            failure = _failure(path, error, executed, log)
+            result.message = str(failure)
+            _write_summary(out_dir, results, profile=profile, dataset=dataset,
+                           total_s=time.perf_counter() - t_start, started=started)
+            say(f"[{number}/{len(selected)}] {path.name} failed after {_format_seconds(result.seconds)}", flush=True)
+            raise failure from None
+        result.status, result.seconds = "passed", time.perf_counter() - t0
+        if write_back:
+            import nbformat
+
+            _write_notebook(_clean_for_commit(nbformat.read(executed, as_version=4)), path)
+        say(f"[{number}/{len(selected)}] {path.name} done in {_format_seconds(result.seconds)}", flush=True)
+    summary = _write_summary(out_dir, results, profile=profile, dataset=dataset,
+                             total_s=time.perf_counter() - t_start, started=started)
+    say(f"all {len(selected)} chapter(s) passed in {_format_seconds(time.perf_counter() - t_start)}; "
+        f"summary: {summary}", flush=True)
+    return out_dir
+
+
+# ----------------------------------------------------------------------------- student copies
+
+
+def strip_solutions(source: str, *, where: str = "cell", markdown: bool = False) -> tuple[str, int]:
+    """Replace every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` block of a cell by a stub.
+
+    A code block becomes ``# YOUR CODE HERE`` and ``raise NotImplementedError(...)`` at the
+    indentation of the ``### BEGIN SOLUTION`` line; a markdown block becomes ``YOUR ANSWER HERE``.
+
+    Parameters
+    ----------
+    source : str
+        The cell's source.
+    where : str
+        Names the notebook and cell in error messages.
+    markdown : bool
+        The cell is a markdown cell.
+
+    Returns
+    -------
+    (str, int)
+        The new source and the number of blocks replaced.
+
+    Raises
+    ------
+    StudentCopyError
+        A BEGIN inside a block, an END without a BEGIN, or a BEGIN without an END.
+
+    Examples
+    --------
+    >>> text, n = strip_solutions("def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION\\n")
+    >>> print(text)
+    def f():
+        # YOUR CODE HERE
+        raise NotImplementedError("Exercise: write your code here, then run the check cell below")
+    <BLANKLINE>
+    """
+    out: list[str] = []
+    begin_line: int | None = None
+    count = 0
+    for number, line in enumerate(source.splitlines(keepends=True), start=1):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN_SOLUTION):
+            if begin_line is not None:
+                raise StudentCopyError(
+                    f"{where}: line {number}: '{BEGIN_SOLUTION}' inside the block opened at line "
+                    f"{begin_line} (missing '{END_SOLUTION}')"
+                )
+            begin_line, count = number, count + 1
+            indent = line[: len(line) - len(line.lstrip())]
+            if markdown:
+                out.append(f"{indent}YOUR ANSWER HERE\n")
+            else:
+                out.append(f"{indent}# YOUR CODE HERE\n")
+                out.append(f'{indent}raise NotImplementedError("Exercise: write your code here, then run the check cell below")\n')
+        elif stripped.startswith(END_SOLUTION):
+            if begin_line is None:
+                raise StudentCopyError(f"{where}: line {number}: '{END_SOLUTION}' without a '{BEGIN_SOLUTION}' before it")
+            begin_line = None
+        elif begin_line is None:
+            out.append(line)
+    if begin_line is not None:
+        raise StudentCopyError(f"{where}: line {begin_line}: '{BEGIN_SOLUTION}' has no '{END_SOLUTION}'")
+    return "".join(out), count
+
+
+def _is_check_cell(cell: Any) -> bool:
+    tags = cell.get("metadata", {}).get("tags", [])
+    return cell.cell_type == "code" and ("check" in tags or bool(_CHECK_CALL.search(cell.source)))
+
+
+def make_student_copies(out: str | os.PathLike[str], *, source: str | os.PathLike[str] | None = None) -> list[Path]:
+    """Write a student copy of every chapter: solutions replaced by stubs, exercise outputs cleared.
+
+    In each chapter, every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` block (nbgrader's
+    markers) becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError(...)`` (see
+    :func:`strip_solutions`); the outputs of the cells that held a solution and of the check cells
+    (cells calling ``exercises.…(…)`` or tagged ``check``) are cleared, since they show the
+    answers; every other cell is left exactly as it is.
+
+    Parameters
+    ----------
+    out : path-like
+        Folder for the copies (created); must not be the source folder.
+    source : path-like, optional
+        The notebooks folder (default :func:`notebooks_dir`).
+
+    Returns
+    -------
+    list of Path
+        The student notebooks, in chapter order.
+
+    Raises
+    ------
+    StudentCopyError
+        Unbalanced markers (the message names the notebook, the cell and the line); nothing is
+        written then.
+    ValueError
+        ``out`` is the source folder.
+    """
+    import nbformat
+
+    folder = (notebooks_dir() if source is None else Path(source)).resolve()
+    target = Path(out).resolve()
+    if target == folder:
+        raise ValueError(f"{target}: the student copies would overwrite the solutions; choose another --out")
+    copies = []
+    for path in list_chapters(folder):
+        nb = nbformat.read(path, as_version=4)
+        for position, cell in enumerate(nb.cells, start=1):
+            if cell.cell_type not in ("code", "markdown"):
+                continue
+            new, count = strip_solutions(cell.source, where=f"{path.name}, cell {position}",
+                                         markdown=cell.cell_type == "markdown")
+            if count:
+                cell.source = new
+            if cell.cell_type == "code" and (count or _is_check_cell(cell)):
+                cell.outputs = []
+                cell.execution_count = None
+        copies.append((target / path.name, nb))
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for destination, nb in copies:
+        _write_notebook(nb, destination)
+        written.append(destination)
+    return written

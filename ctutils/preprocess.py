@@ -4,8 +4,8 @@ Two presets:
 
 ``course`` (the default)
     Read the NIfTI, reorient it **with its affine** to RAS+ (:mod:`ctutils.orientation`), window
-    to [-1000, 400] HU → [0, 1], optionally resample to ``spacing_mm``, then resize linearly to
-    ``shape`` (128 × 128 × 64). Every scan ends up in the same anatomical orientation whatever
+    to [-1000, 400] HU → [0, 1], then resize linearly to ``shape`` (128 × 128 × 64) — or, with
+    ``spacing_mm``, resample to that voxel size and centre-crop/pad to ``shape``. Every scan ends up in the same anatomical orientation whatever
     the scanner wrote, and the caller's array is never modified.
 
 ``keras-example``
@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from ctutils.intensity import HU_MAX, HU_MIN, window_hu
 from ctutils.io import Volume, load_volume
-from ctutils.resample import resample_to_spacing, resize_volume
+from ctutils.resample import crop_or_pad, resample_to_spacing, resize_volume
 
 __all__ = ["PRESETS", "PreprocessConfig", "preprocess_volume", "preprocess_file"]
 
@@ -51,7 +51,10 @@ class PreprocessConfig:
     hu_min, hu_max : float
         HU window mapped to [0, 1].
     spacing_mm : tuple of 3 float or None
-        Resample to this voxel size (mm) before resizing; ``None`` skips it.
+        ``None`` (default): resize to ``shape`` whatever the voxel size. Otherwise resample to
+        this voxel size in mm, then centre-crop or pad (with air) to ``shape``: every scan then
+        has the same voxel size and a field of view of ``shape × spacing_mm`` mm, e.g.
+        (2.8, 2.8, 5.0) mm × (128, 128, 64) ≈ 358 × 358 × 320 mm for a chest.
     preset : {"course", "keras-example"}
         See the module docstring.
     """
@@ -151,9 +154,11 @@ def preprocess_volume(volume: Volume, *, config: PreprocessConfig | None = None)
         out = _keras_example(volume.data, config.shape, config.hu_min, config.hu_max)
     else:
         out = window_hu(volume.data, hu_min=config.hu_min, hu_max=config.hu_max)
-        if config.spacing_mm is not None:
+        if config.spacing_mm is None:
+            out = resize_volume(out, shape=config.shape, order=1)
+        else:  # same voxel size in mm for every scan, then the fixed shape without stretching
             out = resample_to_spacing(out, spacing_mm=volume.spacing_mm, target_spacing_mm=config.spacing_mm)
-        out = resize_volume(out, shape=config.shape, order=1)
+            out = crop_or_pad(out, shape=config.shape, fill=0.0)
         out = np.clip(out, 0.0, 1.0, out=out)  # interpolation stays inside the window
     if out.shape != config.shape:
         raise ValueError(f"{volume.path}: preprocessing produced shape {out.shape}, expected {config.shape}")

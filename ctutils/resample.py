@@ -1,9 +1,10 @@
 """Resizing to a fixed shape and resampling to a voxel spacing in mm (chapter 02).
 
 Resizing (:func:`resize_volume`) maps a volume onto a fixed grid, whatever its voxel size: what
-a CNN needs. Resampling (:func:`resample_to_spacing`) makes voxels a given size in mm, so that
-one voxel means the same distance in every scan. Doing the second before the first keeps
-anatomy proportions comparable between scans with different slice thickness.
+a CNN needs, but a voxel then means a different distance in each scan and anatomy is stretched
+differently. Resampling (:func:`resample_to_spacing`) makes voxels a given size in mm, so that
+one voxel means the same distance in every scan; a centred :func:`crop_or_pad` then gives the
+fixed shape without stretching anything (the field of view becomes ``shape × spacing_mm``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import ndimage
 
-__all__ = ["resize_volume", "resample_to_spacing"]
+__all__ = ["resize_volume", "resample_to_spacing", "crop_or_pad"]
 
 
 def _check_3d(data: np.ndarray) -> None:
@@ -100,4 +101,50 @@ def resample_to_spacing(
     out = ndimage.zoom(data, factors, order=order, grid_mode=True, mode="nearest")
     if out.shape != shape:
         raise RuntimeError(f"zoom produced {out.shape}, expected {shape}")
+    return out
+
+
+def crop_or_pad(data: np.ndarray, *, shape: Sequence[int], fill: float = 0.0) -> np.ndarray:
+    """Centre-crop or pad a volume to ``shape`` without interpolation.
+
+    Along each axis, a longer volume loses ``(n - m) // 2`` voxels at the start and the rest at
+    the end; a shorter one gets ``(m - n) // 2`` voxels of ``fill`` before and the rest after.
+
+    Parameters
+    ----------
+    data : np.ndarray
+        (X, Y, Z) array; not modified.
+    shape : sequence of 3 int, keyword-only
+        Output shape.
+    fill : float, keyword-only
+        Value of padded voxels (0 = air after windowing to [0, 1]).
+
+    Returns
+    -------
+    np.ndarray
+        A new array of exactly ``shape``, same dtype.
+
+    Examples
+    --------
+    >>> crop_or_pad(np.arange(5.0).reshape(5, 1, 1), shape=(3, 1, 1)).ravel().tolist()
+    [1.0, 2.0, 3.0]
+    >>> crop_or_pad(np.ones((2, 1, 1)), shape=(5, 1, 1), fill=-1).ravel().tolist()
+    [-1.0, 1.0, 1.0, -1.0, -1.0]
+    """
+    _check_3d(data)
+    shape = tuple(int(n) for n in shape)
+    if len(shape) != 3 or min(shape) < 1:
+        raise ValueError(f"shape must be 3 positive integers, got {shape}")
+    out = np.full(shape, fill, dtype=data.dtype)
+    src, dst = [], []
+    for n, m in zip(data.shape, shape):
+        if n >= m:
+            start = (n - m) // 2
+            src.append(slice(start, start + m))
+            dst.append(slice(0, m))
+        else:
+            start = (m - n) // 2
+            src.append(slice(0, n))
+            dst.append(slice(start, start + n))
+    out[tuple(dst)] = data[tuple(src)]
     return out

@@ -192,18 +192,33 @@ def test_never_modifies_the_volume(preset, dtype):
     assert not np.shares_memory(out, volume.data)
 
 
-def test_spacing_resamples_before_resizing():
+def test_spacing_resamples_then_crops_or_pads_without_stretching():
     data = random_hu((20, 20, 4)).astype(np.float32)
     volume = in_memory_volume(data, spacing_mm=(0.5, 0.5, 5.0))
-    config = PreprocessConfig(shape=SMALL, spacing_mm=(1.0, 1.0, 2.5))
+    config = PreprocessConfig(shape=(8, 12, 6), spacing_mm=(1.0, 1.0, 2.5))
     resampled = resample_to_spacing(window_hu(data), spacing_mm=(0.5, 0.5, 5.0), target_spacing_mm=(1.0, 1.0, 2.5))
     assert resampled.shape == (10, 10, 8)
-    expected = np.clip(resize_volume(resampled, shape=SMALL), 0, 1)
     out = preprocess_volume(volume, config=config)
-    np.testing.assert_allclose(out, expected, atol=1e-7)
-    # ... and it is a real step: without it the output differs.
+    assert out.shape == (8, 12, 6)
+    # X: 10 -> 8 drops one voxel at each end; Y: 10 -> 12 pads one voxel of air (0) each side;
+    # Z: 8 -> 6 drops one slice at each end. No interpolation beyond the resampling itself.
+    np.testing.assert_allclose(out[:, 1:11, :], np.clip(resampled[1:9, :, 1:7], 0, 1), atol=1e-7)
+    assert (out[:, 0, :] == 0).all() and (out[:, 11, :] == 0).all()
+    # ... and it is a real step: a plain resize stretches the grid and differs.
     without = preprocess_volume(volume, config=config.replace(spacing_mm=None))
     assert np.abs(out - without).max() > 0.01
+
+
+def test_spacing_keeps_one_mm_one_voxel_across_scans():
+    """Two scans of the same object with different slice thickness give the same extent."""
+    cube = np.full((20, 20, 20), -1000.0, np.float32)
+    cube[5:15, 5:15, 5:15] = 0.0  # a 10 mm cube at 1 mm voxels
+    thick = cube[:, :, ::2]       # the same cube at 2 mm slices (10 slices)
+    config = PreprocessConfig(shape=(24, 24, 24), spacing_mm=(1.0, 1.0, 1.0))
+    a = preprocess_volume(in_memory_volume(cube, (1.0, 1.0, 1.0)), config=config)
+    b = preprocess_volume(in_memory_volume(thick, (1.0, 1.0, 2.0)), config=config)
+    extent = lambda v: int((v[12, 12, :] > 0.5).sum())  # noqa: E731
+    assert extent(a) == 10 and abs(extent(b) - 10) <= 1
 
 
 def test_course_preset_is_independent_of_the_stored_orientation(tmp_path):

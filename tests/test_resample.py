@@ -128,3 +128,16 @@ def test_resample_rejects_bad_spacings(spacing, target, message):
 def test_resample_rejects_a_2d_array():
     with pytest.raises(ValueError, match="expected a 3-D"):
         resample_to_spacing(np.zeros((4, 4)), spacing_mm=(1, 1, 1), target_spacing_mm=(1, 1, 1))
+
+
+def test_crop_or_pad_centres_and_never_interpolates():
+    from ctutils.resample import crop_or_pad
+
+    data = np.arange(4 * 5 * 3, dtype=np.float32).reshape(4, 5, 3)
+    out = crop_or_pad(data, shape=(2, 7, 3), fill=-1.0)
+    # X: 4 -> 2 keeps rows 1..2; Y: 5 -> 7 pads one column each side; Z unchanged.
+    np.testing.assert_array_equal(out[:, 1:6, :], data[1:3])
+    assert (out[:, 0, :] == -1).all() and (out[:, 6, :] == -1).all()
+    assert out.dtype == data.dtype and data.shape == (4, 5, 3)
+    with pytest.raises(ValueError, match="3-D"):
+        crop_or_pad(np.zeros((3, 3)), shape=(2, 2, 2))

@@ -1,8 +1,9 @@
-"""Random augmentation of CT volumes with stateless TensorFlow ops (chapter: data pipeline).
+"""Random augmentation of CT volumes with stateless TensorFlow ops (chapter 03_augmentation).
 
 Every random draw comes from ``tf.random.stateless_*`` ops keyed by an explicit seed, so a
-volume augmented with the same seed is bit-identical across runs, eagerly, inside
-``tf.function`` and inside ``tf.data.Dataset.map``. There is no ``numpy_function``, no
+volume augmented with the same seed is the same in every run — bit-identical in the same
+execution mode, and equal up to float rounding (~1e-6) between eager code, ``tf.function`` and
+``tf.data.Dataset.map``. There is no ``numpy_function``, no
 ``py_function`` and no SciPy on this path, so it runs in parallel in the tf.data runtime.
 
 Geometry

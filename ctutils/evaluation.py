@@ -1,6 +1,6 @@
 """Evaluate a binary classifier: metrics with bootstrap intervals, thresholds, calibration, k-fold CV.
 
-Chapter: *Evaluating the model* (and *Comparing with the baseline*). Labels are 0 = normal,
+Chapter 06_evaluation (and the baseline comparison there). Labels are 0 = normal,
 1 = abnormal; ``y_prob`` is the model's P(abnormal) (the sigmoid output). A scan is called
 abnormal when ``y_prob >= threshold``.
 

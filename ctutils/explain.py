@@ -1,4 +1,4 @@
-"""Grad-CAM for 3-D CNNs: which part of the volume drove the prediction (chapter *Explainability*).
+"""Grad-CAM for 3-D CNNs: which part of the volume drove the prediction (chapter 06_evaluation).
 
 Grad-CAM (Selvaraju et al., 2017) weights each channel ``k`` of a convolutional feature map
 ``A_k`` by the mean gradient of the model's output with respect to it,

@@ -1,4 +1,4 @@
-"""3-D CNN classifiers for chest CT volumes (chapter 05, models).
+"""3-D CNN classifiers for chest CT volumes (chapter 04_model).
 
 All models take a batch of preprocessed volumes ``(B, X, Y, Z, 1)`` float32 in [0, 1]
 (X = patient right, Y = anterior, Z = superior / slice axis, see :mod:`ctutils.io`) and

@@ -1,4 +1,4 @@
-"""tf.data input pipeline over the preprocessed cache (chapter: data pipeline).
+"""tf.data input pipeline over the preprocessed cache (chapter 03_augmentation).
 
 The cache's ``volumes.npy`` stays memory-mapped: the dataset holds only row indices and labels,
 and each element copies one row when it is needed. Steps::

@@ -1,6 +1,6 @@
 """Classify one raw CT scan with a trained model, using exactly the preprocessing it was trained with.
 
-Chapter: *Predicting a single scan*. A training run folder holds::
+Chapter 06_evaluation (single-scan prediction). A training run folder holds::
 
     RUN/model.keras        the model (loaded with safe_mode=True, nothing unpickled)
     RUN/preprocess.json    PreprocessConfig.to_dict() + "class_names" + "input_shape"

@@ -1,4 +1,4 @@
-"""Training a 3-D CNN on a preprocessed cache, resumably (chapter 06, training).
+"""Training a 3-D CNN on a preprocessed cache, resumably (chapter 05_training).
 
 :func:`train` builds a model of :data:`ctutils.models.MODELS` for the cache's input shape,
 fits it on split ``"train"`` with validation on ``"val"`` following a :data:`RECIPES` entry,

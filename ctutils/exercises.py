@@ -819,3 +819,235 @@ def check_three_block_cnn(build_three_blocks: Callable[[tuple[int, ...]], Any]) 
                                      "other settings (dense_units=512, dropout=0.3)")
     return (f"{_THREE_BLOCK_PARAMS:,} parameters vs 1,352,897 for 4 blocks (the 4th convolution alone holds "
             "884,992); the minimum input drops from 46 to 22 voxels per axis")
+
+
+# --- chapter 05_training ---
+
+
+@exercise("05_training")
+def check_lr_at_step(lr_at_step: Callable[..., Any]) -> str:
+    """Exercise 05.1: the learning rate of the reference's ExponentialDecay at an optimizer step."""
+    cases = [
+        (0, {}, 1e-4),
+        (7_000, {}, 1e-4),
+        (250_000, {}, 1e-4 * 0.96**2),
+        (250_000, {"staircase": False}, 1e-4 * 0.96**2.5),
+        (10, {"initial_lr": 0.1, "decay_steps": 4, "decay_rate": 0.5}, 0.1 * 0.5**2),
+        (10, {"initial_lr": 0.1, "decay_steps": 4, "decay_rate": 0.5, "staircase": False}, 0.1 * 0.5**2.5),
+    ]
+    for step, kwargs, expected in cases:
+        shown = ", ".join([repr(step), *(f"{k}={v!r}" for k, v in kwargs.items())])
+        got = lr_at_step(step, **kwargs)
+        expect(isinstance(got, (int, float, np.number)) and not isinstance(got, bool),
+               f"lr_at_step({shown}) should return a number, got {got!r}")
+        got = float(got)
+        if np.isclose(got, expected, rtol=1e-9, atol=0.0):
+            continue
+        initial = kwargs.get("initial_lr", 1e-4)
+        steps, rate = kwargs.get("decay_steps", 100_000), kwargs.get("decay_rate", 0.96)
+        staircase = kwargs.get("staircase", True)
+        slips = [
+            (initial * rate ** (step / steps), "staircase=True counts whole decay periods only: the exponent is "
+                                               "step // decay_steps (floor division)"),
+            (initial * rate ** (step // steps), "with staircase=False the exponent is the fraction step / decay_steps"),
+            (initial * rate * (step // steps if staircase else step / steps),
+             "the rate is multiplied by decay_rate once per period: decay_rate ** periods, not decay_rate * periods"),
+            (initial * (1 - rate) ** (step // steps if staircase else step / steps),
+             "decay_rate is the factor kept per period (0.96 keeps 96 %), not the part removed"),
+        ]
+        for value, hint in slips:
+            if np.isclose(got, value, rtol=1e-9, atol=0.0):
+                raise NotYet(f"lr_at_step({shown}) gave {got:.6g}, expected {expected:.6g}: {hint}")
+        raise NotYet(f"lr_at_step({shown}) gave {got:.6g}, expected {expected:.6g}: "
+                     "lr = initial_lr * decay_rate ** (step / decay_steps), the exponent floored when staircase")
+    return ("the reference trains 100 epochs × 70 steps = 7,000 steps, far from the first decay at step 100,000: "
+            "its learning rate is 1e-4 throughout")
+
+
+def _history_for_check() -> dict[str, list[Any]]:
+    return {
+        "epoch": [1, 2, 3, 4, 5],
+        "val_auc": [0.55, 0.70, 0.82, 0.82, 0.78],
+        "val_loss": [0.69, 0.64, 0.61, 0.58, 0.60],
+        "val_acc": [0.50, None, 0.75, 0.70, 0.80],
+    }
+
+
+@exercise("05_training")
+def check_best_epoch(best_epoch: Callable[..., Any]) -> str:
+    """Exercise 05.2: pick the best epoch from a training history."""
+    cases = [
+        ({"monitor": "val_auc", "mode": "max"}, 3, "val_auc peaks at 0.82 in epochs 3 and 4"),
+        ({"monitor": "val_loss", "mode": "min"}, 4, "val_loss is lowest (0.58) in epoch 4"),
+        ({"monitor": "val_acc", "mode": "max"}, 5, "val_acc is missing (None) in epoch 2 and highest in epoch 5"),
+    ]
+    for kwargs, expected, why in cases:
+        shown = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        history = _history_for_check()
+        got = best_epoch(history, **kwargs)
+        expect(history == _history_for_check(), "best_epoch must not change the history it is given")
+        expect(isinstance(got, (int, np.integer)) and not isinstance(got, bool),
+               f"best_epoch(history, {shown}) should return an epoch number (int), got {got!r}")
+        got = int(got)
+        if got == expected:
+            continue
+        if got == expected - 1:
+            raise NotYet(f"best_epoch(history, {shown}) gave {got}, expected {expected}: epochs are numbered from 1 "
+                         "(history['epoch']), list positions from 0")
+        if kwargs["monitor"] == "val_auc" and got == 4:
+            raise NotYet(f"best_epoch(history, {shown}) gave 4, expected 3: on a tie keep the first epoch "
+                         "(a checkpoint is only replaced by a strictly better value)")
+        if kwargs["mode"] == "min" and got == 1:
+            raise NotYet(f"best_epoch(history, {shown}) gave 1, expected 4: mode='min' means smaller is better")
+        raise NotYet(f"best_epoch(history, {shown}) gave {got}, expected {expected} ({why}); skip None values")
+    return "ties keep the first epoch, None values are skipped, mode chooses the direction"
+
+
+@exercise("05_training")
+def check_class_weights(balanced_weights: Callable[..., Any]) -> str:
+    """Exercise 05.3: balanced class weights for MosMedData's full counts (254 normal vs 856 abnormal)."""
+    cases = [
+        {0: 254, 1: 856},
+        {0: 28, 1: 28},
+        {0: 1, 1: 3},
+        {0: 10, 1: 20, 2: 70},
+    ]
+    for counts in cases:
+        got = balanced_weights(dict(counts))
+        expect(isinstance(got, Mapping), f"balanced_weights({counts}) should return a dict {{label: weight}}, "
+                                         f"got {type(got).__name__}")
+        got = dict(got)
+        expect(sorted(got) == sorted(counts), f"balanced_weights({counts}) should have one weight per label "
+                                              f"{sorted(counts)}, got labels {sorted(got)}")
+        n, k = sum(counts.values()), len(counts)
+        want = {c: n / (k * m) for c, m in counts.items()}
+        values = np.array([float(got[c]) for c in sorted(counts)])
+        expected = np.array([want[c] for c in sorted(counts)])
+        if np.allclose(values, expected, rtol=1e-6):
+            continue
+        inverse = np.array([counts[c] / n for c in sorted(counts)])
+        no_k = np.array([n / counts[c] for c in sorted(counts)])
+        if np.allclose(values, inverse, rtol=1e-6) or np.allclose(values, inverse * k, rtol=1e-6):
+            hint = "the rarer class needs the larger weight: w_c = n / (k · n_c)"
+        elif np.allclose(values, no_k, rtol=1e-6):
+            hint = "divide by the number of classes k too, so that each class's total weight n_c · w_c is n / k"
+        else:
+            hint = "w_c = n / (k · n_c) with n the number of scans and k the number of classes"
+        shown = {c: round(float(got[c]), 4) for c in sorted(counts)}
+        raise NotYet(f"balanced_weights({counts}) gave {shown}, expected "
+                     f"{ {c: round(v, 4) for c, v in want.items()} }: {hint}")
+    w = {c: 1110 / (2 * m) for c, m in {0: 254, 1: 856}.items()}
+    return (f"on the full MosMedData (binary) the 254 normal studies get weight {w[0]:.3f} and the 856 abnormal ones "
+            f"{w[1]:.3f}: each class then counts as 555 studies in the loss")
+
+
+# --- chapter 06_evaluation ---
+
+
+@exercise("06_evaluation")
+def check_sensitivity_specificity(sensitivity_specificity: Callable[..., Any]) -> str:
+    """Exercise 06.1: sensitivity and specificity from a confusion matrix."""
+    cases = [
+        ([[5, 1], [2, 4]], (4 / 6, 5 / 6)),
+        (np.array([[50, 10], [5, 35]]), (35 / 40, 50 / 60)),
+        ([[9, 0], [3, 3]], (3 / 6, 9 / 9)),
+    ]
+    for cm, (sens, spec) in cases:
+        shown = np.asarray(cm).tolist()
+        got = sensitivity_specificity(cm)
+        try:
+            pair = tuple(float(v) for v in got)
+        except (TypeError, ValueError):
+            raise NotYet(f"sensitivity_specificity({shown}) should return two numbers "
+                         f"(sensitivity, specificity), got {got!r}") from None
+        expect(len(pair) == 2, f"sensitivity_specificity({shown}) should return two numbers, got {len(pair)}")
+        if np.allclose(pair, (sens, spec)):
+            continue
+        (tn, fp), (fn, tp) = np.asarray(cm, dtype=float)
+        if np.allclose(pair, (spec, sens)):
+            hint = "return (sensitivity, specificity), in that order"
+        elif np.allclose(pair, (tp / (tp + fp), tn / (tn + fn))):
+            hint = ("rows are the truth and columns the prediction ([[tn, fp], [fn, tp]]): sensitivity = tp / (tp + fn) "
+                    "divides by a row, not a column (tp / (tp + fp) is the precision)")
+        else:
+            hint = "sensitivity = tp / (tp + fn) (abnormal scans found), specificity = tn / (tn + fp) (normal scans cleared)"
+        raise NotYet(f"sensitivity_specificity({shown}) gave ({pair[0]:.3f}, {pair[1]:.3f}), "
+                     f"expected ({sens:.3f}, {spec:.3f}): {hint}")
+    return "sensitivity = tp / (tp + fn), specificity = tn / (tn + fp): each divides by a row of the matrix (the truth)"
+
+
+#: Exercise 06.2's scores: 10 abnormal and 6 normal scans.
+_SENS_SCORES_POS = [0.95, 0.90, 0.85, 0.80, 0.70, 0.60, 0.55, 0.40, 0.35, 0.20]
+_SENS_SCORES_NEG = [0.75, 0.50, 0.45, 0.30, 0.10, 0.05]
+
+
+@exercise("06_evaluation")
+def check_threshold_for_sensitivity(threshold_for_sensitivity: Callable[..., Any]) -> str:
+    """Exercise 06.2: the highest threshold that reaches a target sensitivity."""
+    y_true = np.array([1] * len(_SENS_SCORES_POS) + [0] * len(_SENS_SCORES_NEG))
+    scores = np.array(_SENS_SCORES_POS + _SENS_SCORES_NEG)
+    order = np.random.default_rng(0).permutation(y_true.size)  # not sorted: sorting is part of the job
+    y_true, scores = y_true[order], scores[order]
+    positives = np.sort(scores[y_true == 1])[::-1]
+    for target in (0.9, 1.0, 0.5, 0.75):
+        expected = float(positives[int(np.ceil(target * positives.size - 1e-9)) - 1])
+        got = threshold_for_sensitivity(y_true.copy(), scores.copy(), target=target)
+        expect(isinstance(got, (int, float, np.number)) and not isinstance(got, bool),
+               f"threshold_for_sensitivity(..., target={target}) should return a number, got {got!r}")
+        got = float(got)
+        if np.isclose(got, expected):
+            continue
+        sens = float(np.mean(scores[y_true == 1] >= got))
+        spec = float(np.mean(scores[y_true == 0] < got))
+        if sens < target:
+            hint = (f"at threshold {got:.2f} only {sens:.0%} of the abnormal scans have a score >= it: "
+                    f"below the target {target:.0%}")
+        else:
+            hint = (f"threshold {got:.2f} reaches the target (sensitivity {sens:.0%}) but a higher one also does and "
+                    f"clears more normal scans (specificity here {spec:.0%}): take the highest")
+        raise NotYet(f"threshold_for_sensitivity(..., target={target}) gave {got:.2f}, expected {expected:.2f}: {hint}")
+    return ("for 90 % sensitivity the threshold is 0.35, the score of the 9th of 10 abnormal scans; "
+            "ctutils.evaluation.choose_threshold(method='sensitivity') does the same on the ROC curve")
+
+
+@exercise("06_evaluation")
+def check_ece(ece: Callable[..., Any]) -> str:
+    """Exercise 06.3: the expected calibration error of a tiny example."""
+    cases = [
+        ([0, 1, 1, 1], [0.2, 0.4, 0.8, 0.9], 2),
+        ([0, 0, 1, 1, 1, 0], [0.05, 0.15, 0.72, 0.78, 0.95, 0.93], 10),
+        ([0, 1], [0.0, 1.0], 10),
+        ([1, 1, 0, 0], [0.62, 0.64, 0.66, 0.68], 5),
+    ]
+    for y_true, y_prob, n_bins in cases:
+        shown = f"ece({y_true}, {y_prob}, n_bins={n_bins})"
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+        yt, yp = np.array(y_true, dtype=float), np.array(y_prob, dtype=float)
+        which = np.searchsorted(edges[1:-1], yp)
+        gaps, signed, counts = [], [], []
+        for b in range(n_bins):
+            members = which == b
+            if members.any():
+                gaps.append(abs(yt[members].mean() - yp[members].mean()))
+                signed.append(yt[members].mean() - yp[members].mean())
+                counts.append(int(members.sum()))
+        weights = np.array(counts) / yt.size
+        expected = float(np.sum(weights * np.array(gaps)))
+        got = ece(list(y_true), list(y_prob), n_bins=n_bins)
+        expect(isinstance(got, (int, float, np.number)) and not isinstance(got, bool),
+               f"{shown} should return a number, got {got!r}")
+        got = float(got)
+        if np.isclose(got, expected, atol=1e-9):
+            continue
+        if np.isclose(got, float(np.mean(gaps)), atol=1e-9):
+            hint = "weight each bin's gap by its share of the scans, n_b / N (a mean over the bins ignores how full they are)"
+        elif np.isclose(got, abs(float(np.sum(weights * np.array(signed)))), atol=1e-9) or np.isclose(
+                got, float(np.sum(weights * np.array(signed))), atol=1e-9):
+            hint = "take the absolute gap |fraction abnormal − mean probability| in each bin before adding"
+        elif np.isclose(got, float(np.mean(np.abs(yt - yp))), atol=1e-9):
+            hint = "compare per bin, not per scan: the mean probability of a bin against its fraction of abnormal scans"
+        else:
+            hint = ("ECE = Σ_b (n_b / N) · |fraction abnormal in bin b − mean probability in bin b|, "
+                    "over n_bins equal-width bins of [0, 1]")
+        raise NotYet(f"{shown} gave {got:.4f}, expected {expected:.4f}: {hint}")
+    return "ECE = Σ_b (n_b / N) · |fraction abnormal − mean P| — 0.175 for the first example, 0 for a perfect one"

@@ -514,21 +514,24 @@ def ensure_cache(cfg: CourseConfig, *, progress: bool = True) -> Any:
 
 
 def ensure_model(cfg: CourseConfig, *, verbose: str | int = 2) -> Path:
-    """Return ``RUN/model.keras``, training the profile's model first if it is missing (chapter 05).
+    """Return ``RUN/model.keras`` of a *finished* training run, training or resuming it first (chapter 05).
 
-    An existing ``model.keras`` is used as it is, whatever made it; delete it to retrain.
+    A complete run (``RUN/state.json`` says all epochs or early stopping are done) is used as it
+    is, in a fraction of a second. An interrupted run is resumed from its last checkpoint rather
+    than used half-trained. A ``model.keras`` without ``state.json`` (copied by hand) is used as
+    it is. Delete the run folder to retrain from scratch.
 
     Parameters
     ----------
     verbose : "auto", 0, 1 or 2
         Passed to ``model.fit`` (2: one line per epoch).
     """
-    if cfg.model_path.is_file():
+    if cfg.model_path.is_file() and not (cfg.run_dir / "state.json").is_file():
         return cfg.model_path
     ensure_cache(cfg)
     from ctutils.training import train
 
-    return train(cfg.cache_dir, cfg.run_dir, **cfg.train_kwargs(), verbose=verbose).model_path
+    return train(cfg.cache_dir, cfg.run_dir, **cfg.train_kwargs(), verbose=verbose, resume=True).model_path
 
 
 def _jsonable(value: Any) -> Any:

@@ -1,0 +1,236 @@
+"""Tests for ctutils.baseline: lung mask, ground-glass fraction, one-feature threshold rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from ctutils.baseline import (
+    dataset_features,
+    fit_threshold,
+    ggo_fraction,
+    holdout_accuracy,
+    hu_from_windowed,
+    lung_mask,
+    predict_with_threshold,
+)
+from ctutils.phantoms import generate_dataset, make_phantom
+
+REAL_CT = Path(__file__).resolve().parents[2] / "shared/data/real-ct/lung1.nii.gz"
+
+
+def _toy_chest() -> np.ndarray:
+    """20 x 20 x 3: air border, soft-tissue body, one 8 x 8 lung with a 2 x 2 lesion inside and a
+    2 x 2 lesion on its edge (touching the wall)."""
+    vol = np.full((20, 20, 3), -1000.0, dtype=np.float32)
+    vol[2:18, 2:18, :] = 40.0  # body
+    vol[6:14, 6:14, :] = -850.0  # lung: 64 voxels per slice
+    vol[9:11, 9:11, :] = -600.0  # ground glass surrounded by lung: 4 per slice
+    vol[6:8, 12:14, :] = -200.0  # dense opacity at the lung's corner: 4 per slice
+    return vol
+
+
+# --------------------------------------------------------------------------- lung_mask
+
+
+def test_lung_mask_excludes_outside_air_and_fills_enclosed_lesions():
+    vol = _toy_chest()
+    mask = lung_mask(vol, closing_iterations=0)
+    assert mask.dtype == bool and mask.shape == vol.shape
+    assert not mask[0].any() and not mask[:, :2].any()  # air around the body
+    assert mask[9:11, 9:11].all()  # enclosed lesion filled
+    assert not mask[6:8, 12:14].any()  # a dense corner lesion is not air, and not enclosed
+    assert int(mask.sum()) == (64 - 4) * 3
+
+
+def test_lung_mask_closing_recovers_a_dense_band_from_the_wall():
+    vol = np.full((20, 20, 3), -1000.0, dtype=np.float32)
+    vol[2:18, 2:18, :] = 40.0
+    vol[6:14, 6:14, :] = -850.0
+    vol[6:11, 9, :] = -200.0  # 5-voxel dense band running in from the chest wall
+    assert int(lung_mask(vol, closing_iterations=0).sum()) == (64 - 5) * 3
+    closed = lung_mask(vol, closing_iterations=1)
+    assert closed[7:11, 9].all()  # recovered ...
+    assert not closed[6, 9].any()  # ... except where it touches the wall: a flat border
+    assert int(closed.sum()) == 63 * 3  # and nothing leaks into the wall
+
+
+def test_lung_mask_default_closing_and_input_untouched():
+    vol = _toy_chest()
+    before = vol.copy()
+    lung_mask(vol)
+    np.testing.assert_array_equal(vol, before)
+
+
+def test_lung_mask_keeps_slices_independent_at_the_z_ends():
+    vol = _toy_chest()
+    mask = lung_mask(vol, closing_iterations=0)
+    assert mask[:, :, 0].sum() == mask[:, :, 2].sum() == 60  # first and last slice filled too
+
+
+def test_lung_mask_rejects_non_3d():
+    with pytest.raises(ValueError, match="3-D"):
+        lung_mask(np.zeros((4, 4)))
+    with pytest.raises(ValueError, match="closing_iterations"):
+        lung_mask(np.zeros((4, 4, 2)), closing_iterations=-1)
+
+
+# --------------------------------------------------------------------------- ggo_fraction
+
+
+def test_ggo_fraction_hand_computed_block():
+    vol = np.full((10, 10, 4), -850.0)
+    vol[:2, :5, :2] = -600.0  # 20 voxels in range
+    vol[9, 9, :] = -200.0  # 4 voxels above the range
+    vol[8, 9, :] = -900.0  # below the range
+    assert ggo_fraction(vol, lung=np.ones(vol.shape, dtype=bool)) == pytest.approx(20 / 400)
+
+
+def test_ggo_fraction_bounds_are_inclusive_and_mask_restricts():
+    vol = np.array([-751.0, -750.0, -300.0, -299.0]).reshape(2, 2, 1)
+    lung = np.ones(vol.shape, dtype=bool)
+    assert ggo_fraction(vol, lung=lung) == 0.5
+    lung[0, 0, 0] = False
+    assert ggo_fraction(vol, lung=lung) == pytest.approx(2 / 3)
+    assert ggo_fraction(vol, lung=lung, hu_low=-760, hu_high=-740) == pytest.approx(1 / 3)
+
+
+def test_ggo_fraction_with_computed_mask():
+    vol = _toy_chest()
+    lung = lung_mask(vol, closing_iterations=0)
+    assert ggo_fraction(vol, lung=lung) == pytest.approx(4 / 60)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"lung": np.ones((2, 2, 2), dtype=bool)}, "does not match"),
+        ({"lung": np.zeros((3, 3, 2), dtype=bool)}, "empty"),
+        ({"hu_low": -300, "hu_high": -750}, "below"),
+    ],
+)
+def test_ggo_fraction_rejects_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ggo_fraction(np.zeros((3, 3, 2)), **kwargs)
+
+
+def test_ggo_fraction_higher_for_abnormal_phantom_of_same_anatomy():
+    normal = make_phantom(abnormal=False, rng=np.random.default_rng(11), size=96, n_slices=16)[0]
+    abnormal = make_phantom(abnormal=True, rng=np.random.default_rng(11), size=96, n_slices=16)[0]
+    assert ggo_fraction(abnormal) > ggo_fraction(normal)
+
+
+def test_ggo_fraction_of_the_real_ct_is_plausible():
+    if not REAL_CT.exists():
+        pytest.skip(f"real chest CT not available at {REAL_CT} (only in the course workspace)")
+    hu = np.asanyarray(nib.load(REAL_CT).dataobj)[::4, ::4, :].astype(np.float32)
+    lung = lung_mask(hu)
+    assert 0.08 < lung.mean() < 0.25  # about 14 % of the volume
+    assert 0.02 < ggo_fraction(hu, lung=lung) < 0.3
+
+
+# --------------------------------------------------------------------------- windowing
+
+
+def test_hu_from_windowed_inverts_the_course_window():
+    x = np.array([[[0.0, 0.25, 1.0]]], dtype=np.float32)
+    before = x.copy()
+    out = hu_from_windowed(x)
+    np.testing.assert_allclose(out, [[[-1000.0, -650.0, 400.0]]])
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(x, before)
+    np.testing.assert_allclose(hu_from_windowed(np.array([0.5]), hu_min=-1350, hu_max=150), [-600])
+
+
+def test_hu_from_windowed_rejects_unwindowed_input():
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        hu_from_windowed(np.array([-850.0]))
+    with pytest.raises(ValueError, match="below"):
+        hu_from_windowed(np.array([0.5]), hu_min=400, hu_max=-1000)
+
+
+def test_ggo_fraction_on_windowed_volume_matches_hu():
+    vol = np.full((10, 10, 4), -850.0)
+    vol[:2, :5, :2] = -600.0
+    x = (vol + 1000.0) / 1400.0
+    lung = np.ones(vol.shape, dtype=bool)
+    assert ggo_fraction(hu_from_windowed(x), lung=lung) == pytest.approx(0.05)
+
+
+# --------------------------------------------------------------------------- threshold rule
+
+
+def test_fit_threshold_separable():
+    assert fit_threshold([0.1, 0.2, 0.3, 0.4], [0, 0, 1, 1]) == pytest.approx(0.25)
+    shuffled = fit_threshold(np.array([0.4, 0.1, 0.3, 0.2]), np.array([1, 0, 1, 0]))
+    assert shuffled == pytest.approx(0.25)
+
+
+def test_fit_threshold_best_accuracy_with_overlap():
+    # sorted: 0.1(0) 0.2(1) 0.3(0) 0.4(1) 0.5(1): thresholds 0.15 and 0.35 both make one error;
+    # the smaller one wins
+    assert fit_threshold([0.1, 0.3, 0.2, 0.4, 0.5], [0, 0, 1, 1, 1]) == pytest.approx(0.15)
+
+
+def test_fit_threshold_extremes_and_ties():
+    # everything abnormal is best: threshold just below the minimum
+    thr = fit_threshold([0.5, 0.5, 0.7], [1, 1, 0])
+    assert thr < 0.5 and np.all(predict_with_threshold([0.5, 0.7], threshold=thr) == 1)
+    # tied feature values cannot be split
+    assert fit_threshold([0.2, 0.2, 0.2, 0.9], [0, 1, 0, 1]) == pytest.approx(0.55)
+
+
+def test_fit_threshold_youden_differs_from_accuracy_under_imbalance():
+    features = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.65, 0.7]
+    labels = [0, 0, 0, 0, 1, 0, 0, 1]
+    # accuracy: 0.675 -> 7/8 right (J = 0.5); Youden: 0.45 -> sensitivity 1, specificity 4/6
+    # (J = 0.67, accuracy 6/8)
+    assert fit_threshold(features, labels) == pytest.approx(0.675)
+    assert fit_threshold(features, labels, criterion="youden") == pytest.approx(0.45)
+
+
+@pytest.mark.parametrize(
+    "features, labels, kwargs, match",
+    [
+        ([0.1, 0.2], [0, 0], {}, "both classes"),
+        ([0.1, 0.2], [0, 2], {}, "0 and 1"),
+        ([0.1, 0.2, 0.3], [0, 1], {}, "does not match"),
+        ([0.1, np.nan], [0, 1], {}, "NaN"),
+        ([], [], {}, "non-empty"),
+        ([0.1, 0.2], [0, 1], {"criterion": "f1"}, "criterion"),
+    ],
+)
+def test_fit_threshold_rejects_bad_input(features, labels, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        fit_threshold(features, labels, **kwargs)
+
+
+def test_predict_with_threshold_is_strictly_greater():
+    predicted = predict_with_threshold([0.1, 0.25, 0.3], threshold=0.25)
+    np.testing.assert_array_equal(predicted, [0, 0, 1])
+
+
+def test_holdout_accuracy_is_stratified_and_seeded():
+    features = np.r_[np.linspace(0.0, 0.4, 10), np.linspace(0.3, 0.7, 10)]
+    labels = np.r_[np.zeros(10, int), np.ones(10, int)]
+    a = holdout_accuracy(features, labels, seed=1)
+    assert a == holdout_accuracy(features, labels, seed=1)
+    assert (a["n_train"], a["n_test"]) == (14, 6)
+    assert 0.5 <= a["test_accuracy"] <= 1.0
+    with pytest.raises(ValueError, match="test_fraction"):
+        holdout_accuracy(features, labels, test_fraction=1.0)
+    with pytest.raises(ValueError, match="at least 2"):
+        holdout_accuracy([0.1, 0.2, 0.3], [0, 0, 1])
+
+
+def test_dataset_features_on_a_tiny_generated_dataset(tmp_path):
+    generate_dataset(tmp_path, normal=2, abnormal=2, seed=0, size=64, workers=1, progress=False)
+    features, labels, paths = dataset_features(tmp_path, workers=1, progress=False)
+    np.testing.assert_array_equal(labels, [0, 0, 1, 1])
+    assert [p.parent.name for p in paths] == ["CT-0", "CT-0", "CT-23", "CT-23"]
+    assert np.all((features > 0) & (features < 1))
+    with pytest.raises(ValueError, match="CT-0"):
+        dataset_features(tmp_path / "CT-0", workers=1, progress=False)

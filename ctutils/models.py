@@ -291,6 +291,11 @@ def _check_padding(padding: str) -> None:
 MODELS: dict[str, Callable[..., keras.Model]] = {
     "cnn3d": build_cnn3d,
     "cnn3d-same": partial(build_cnn3d, padding="same", name="cnn3d_same"),
+    # The course's quick profile: the reference's layout, same padding, a quarter of the filters,
+    # and batch-norm statistics that settle within a few hundred steps.
+    "cnn3d-small": partial(
+        build_cnn3d, padding="same", filters=(16, 32, 64, 128), dense_units=128, bn_momentum=0.9, name="cnn3d_small"
+    ),
     "resnet3d": build_resnet3d_small,
 }
 

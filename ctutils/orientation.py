@@ -11,7 +11,7 @@ from __future__ import annotations
 import nibabel as nib
 import numpy as np
 
-__all__ = ["axcodes", "reorient_to_ras", "display_slice"]
+__all__ = ["axcodes", "reorient_to_ras", "ras_view", "display_slice"]
 
 
 def axcodes(affine: np.ndarray) -> tuple[str, ...]:
@@ -52,12 +52,17 @@ def reorient_to_ras(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, n
     >>> ras[:, 0, 0].tolist(), axcodes(new_affine)
     ([4, 0], ('R', 'A', 'S'))
     """
+    view, new_affine = ras_view(data, affine)
+    return np.ascontiguousarray(view), new_affine
+
+
+def ras_view(data: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`reorient_to_ras`, but return a view (no copy) where flips and transposes allow."""
     current = nib.orientations.io_orientation(affine)
     target = nib.orientations.axcodes2ornt(("R", "A", "S"))
     transform = nib.orientations.ornt_transform(current, target)
-    reoriented = nib.orientations.apply_orientation(data, transform)
-    new_affine = affine @ nib.orientations.inv_ornt_aff(transform, data.shape)
-    return np.ascontiguousarray(reoriented), new_affine
+    view = nib.orientations.apply_orientation(data, transform)
+    return view, affine @ nib.orientations.inv_ornt_aff(transform, data.shape)
 
 
 def display_slice(volume: np.ndarray, z: int) -> np.ndarray:

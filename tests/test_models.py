@@ -96,7 +96,7 @@ def test_resnet_builds_at_quick_run_shape_with_fewer_parameters():
 
 
 def test_registry_and_build_model():
-    assert set(MODELS) == {"cnn3d", "cnn3d-same", "resnet3d"}
+    assert set(MODELS) == {"cnn3d", "cnn3d-same", "cnn3d-small", "resnet3d"}
     model = build_model("cnn3d-same", (32, 32, 16, 1), filters=(2, 2, 2, 2), dense_units=4)
     assert {layer.padding for layer in model.layers if isinstance(layer, keras.layers.Conv3D)} == {"same"}
     with pytest.raises(ValueError, match=r"unknown model 'vgg'.*cnn3d"):
@@ -189,3 +189,12 @@ def test_bn_momentum_reaches_every_batch_norm_layer():
         assert momenta == {0.9}, name
     reference = build_cnn3d()
     assert {layer.momentum for layer in reference.layers if layer.__class__.__name__ == "BatchNormalization"} == {0.99}
+
+
+def test_cnn3d_small_is_the_quick_profiles_model():
+    model = build_model("cnn3d-small", (64, 64, 32, 1))
+    convs = [layer.filters for layer in model.layers if layer.__class__.__name__ == "Conv3D"]
+    momenta = {layer.momentum for layer in model.layers if layer.__class__.__name__ == "BatchNormalization"}
+    assert convs == [16, 32, 64, 128] and momenta == {0.9}
+    # Conv3D (27·c_in + 1)·c_out: 448 + 13,856 + 55,360 + 221,312; BN 4·c: 960; Dense 128·129 + 129.
+    assert model.count_params() == 448 + 13_856 + 55_360 + 221_312 + 960 + 16_512 + 129

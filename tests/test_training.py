@@ -79,7 +79,8 @@ def test_recipes_match_the_reference_and_the_improved_plan():
     assert ref.metrics == ("acc",) and ref.augment == "reference" and not ref.class_weighted
     assert ref.augment_config().angles_deg == (-20.0, -10.0, -5.0, 5.0, 10.0, 20.0)
     assert "auc" in imp.metrics and imp.class_weighted and imp.restore_best_weights
-    assert imp.reduce_lr_patience is not None and imp.early_stopping_monitor == "val_auc"
+    assert imp.reduce_lr_patience is not None and imp.early_stopping_monitor == "val_loss"
+    assert (imp.checkpoint_monitor, imp.checkpoint_mode) == ("val_loss", "min")
 
 
 def test_train_writes_the_run_folder_and_the_model_reloads_safely(cache_dir, tmp_path):
@@ -101,7 +102,8 @@ def test_train_writes_the_run_folder_and_the_model_reloads_safely(cache_dir, tmp
     assert history["val_auc"] == pytest.approx([float(r["val_auc"]) for r in rows])
     assert result.best_epoch in (1, 2)
     best = history["epoch"].index(result.best_epoch)
-    assert result.best_metrics["val_auc"] == history["val_auc"][best] == max(history["val_auc"][: best + 1])
+    # The improved recipe keeps the epoch of the lowest validation loss (the first one on a tie).
+    assert result.best_metrics["val_loss"] == history["val_loss"][best] == min(history["val_loss"][: best + 1])
 
     config, class_names, input_shape = read_preprocess_json(run)
     assert config == PreprocessConfig(shape=SHAPE)

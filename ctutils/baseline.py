@@ -32,6 +32,8 @@ __all__ = [
     "predict_with_threshold",
     "holdout_accuracy",
     "dataset_features",
+    "cache_features",
+    "evaluate_baseline",
 ]
 
 # 3 x 3 x 1 cross: connectivity within an axial slice only
@@ -423,6 +425,59 @@ def dataset_features(
             feats = list(tqdm(pool.map(_file_feature, map(str, paths), [max_inplane] * len(paths)),
                               total=len(paths), disable=not progress))
     return np.array(feats, dtype=np.float64), labels, paths
+
+
+def cache_features(cache: Any, split: str | None = None) -> np.ndarray:
+    """The GGO fraction of every volume of a preprocessed cache split, in ``cache.indices(split)`` order.
+
+    Parameters
+    ----------
+    cache : ctutils.cache.Cache
+        An open cache; its window (``cache.config.hu_min`` / ``hu_max``) maps the volumes back to HU.
+    split : str or None
+        ``"train"``, ``"val"``, ``"test"`` or None for all kept volumes.
+
+    Returns
+    -------
+    np.ndarray
+        float64 features, aligned with ``cache.labels(split)``.
+    """
+    lo, hi = cache.config.hu_min, cache.config.hu_max
+    return np.array(
+        [ggo_fraction(hu_from_windowed(np.asarray(cache.volumes[i]), hu_min=lo, hu_max=hi)) for i in cache.indices(split)],
+        dtype=np.float64,
+    )
+
+
+def evaluate_baseline(
+    cache_dir: str | os.PathLike[str], *, split: str = "test", n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Evaluate the one-feature baseline on a cache split, as ``ctutils.evaluation`` evaluates a model.
+
+    The threshold is fitted on the training split (best accuracy) and applied unchanged to
+    ``split``; the GGO fraction itself is the score for ROC-AUC and average precision.
+
+    Returns
+    -------
+    dict
+        ``{"threshold": float, "split": str, "n": int, "metrics": {name: {"value", "low", "high"}}}``
+        (95 % bootstrap intervals from :func:`ctutils.evaluation.metrics_with_ci`).
+    """
+    from ctutils.cache import open_cache
+    from ctutils.evaluation import metrics_with_ci
+
+    cache = open_cache(cache_dir)
+    if len(cache.indices("train")) == 0 or len(cache.indices(split)) == 0:
+        raise ValueError(f"{cache.root}: the baseline needs a non-empty train split and {split!r} split")
+    threshold = fit_threshold(cache_features(cache, "train"), cache.labels("train"))
+    labels, scores = cache.labels(split), cache_features(cache, split)
+    metrics = metrics_with_ci(labels, scores, threshold=threshold, n_boot=n_boot, seed=seed)
+    return {
+        "threshold": float(threshold),
+        "split": split,
+        "n": int(len(labels)),
+        "metrics": {k: {"value": v[0], "low": v[1], "high": v[2]} for k, v in metrics.items()},
+    }
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -137,7 +137,7 @@ def _train(args: argparse.Namespace) -> int:
     result = train(
         args.cache, args.out, model=args.model, recipe=args.recipe, epochs=args.epochs,
         batch_size=args.batch_size, seed=args.seed, augment=not args.no_augment,
-        tensorboard=args.tensorboard, resume=not args.no_resume,
+        tensorboard=args.tensorboard, resume=not args.no_resume, verbose=2,  # one line per epoch
     )
     print(f"{result.model_path}: best model; history in {Path(args.out) / 'history.csv'}")
     return 0
@@ -153,7 +153,20 @@ def _evaluate(args: argparse.Namespace) -> int:
         except ValueError:
             raise UserError(f"--threshold must be a number in [0, 1], val-youden or val-sensitivity, got {threshold!r}") from None
     result = evaluate_model(args.cache, args.model, split=args.split, threshold=threshold, n_boot=args.n_boot, seed=args.seed)
-    print(json.dumps(result, indent=2) if args.json else format_report(result))
+    if args.baseline:
+        from ctutils.baseline import evaluate_baseline
+
+        result["baseline"] = evaluate_baseline(args.cache, split=args.split, n_boot=args.n_boot, seed=args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(format_report(result))
+    if args.baseline:
+        base = result["baseline"]
+        print(f"\none-feature baseline (GGO fraction > {base['threshold']:.4f}, threshold fitted on train), same split:")
+        for name in ("roc_auc", "accuracy", "sensitivity", "specificity"):
+            m = base["metrics"][name]
+            print(f"  {name:<12} {m['value']:.3f}  [{m['low']:.3f}, {m['high']:.3f}]")
     return 0
 
 
@@ -254,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--threshold", default=None, help="decision threshold: a number, or val-youden / val-sensitivity to choose it on the validation split (default 0.5)")
     evaluate.add_argument("--n-boot", type=_positive, default=1000, help="bootstrap resamples for the 95%% intervals")
     evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument("--baseline", action="store_true", help="also evaluate the one-feature baseline (GGO fraction) on the same split")
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(func=_evaluate)
 

@@ -234,3 +234,34 @@ def test_dataset_features_on_a_tiny_generated_dataset(tmp_path):
     assert np.all((features > 0) & (features < 1))
     with pytest.raises(ValueError, match="CT-0"):
         dataset_features(tmp_path / "CT-0", workers=1, progress=False)
+
+
+def test_evaluate_baseline_on_a_cache_fits_on_train_and_scores_the_split(tmp_path):
+    from ctutils.baseline import cache_features, evaluate_baseline
+    from ctutils.cache import write_cache
+    from ctutils.intensity import window_hu
+    from ctutils.preprocess import PreprocessConfig
+
+    volumes, labels = [], []
+    for k in range(12):
+        vol = _toy_chest()
+        vol[9:11, 9:11, :] = -850.0  # no ground glass in a normal lung
+        abnormal = k % 2
+        if abnormal:  # ground glass (-500 HU) in 2 + k // 2 voxels of the lung, per slice
+            vol[8, 6 : 8 + k // 2, :] = -500.0
+        volumes.append(window_hu(vol))
+        labels.append(abnormal)
+    splits = ["train"] * 8 + ["test"] * 4
+    cache = write_cache(tmp_path / "cache", np.stack(volumes), labels, splits=splits,
+                        config=PreprocessConfig(shape=(20, 20, 3)))
+    features = cache_features(cache, "test")
+    assert features.shape == (4,)
+    # The features are the GGO fractions of the volumes mapped back to HU.
+    expected = [ggo_fraction(hu_from_windowed(np.asarray(cache.volumes[i]))) for i in cache.indices("test")]
+    np.testing.assert_allclose(features, expected)
+    result = evaluate_baseline(tmp_path / "cache", split="test", n_boot=50)
+    assert result["n"] == 4 and result["split"] == "test"
+    # Normal toy chests have no GGO voxel, abnormal ones some: fitted on train, the rule is perfect.
+    assert result["metrics"]["accuracy"]["value"] == 1.0
+    assert result["metrics"]["roc_auc"]["value"] == 1.0
+    assert 0.0 <= result["threshold"] < min(features[features > 0])

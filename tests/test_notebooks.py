@@ -1,8 +1,8 @@
 """The chapters: their structure (fast), and papermill runs of the solutions and a student copy (slow).
 
 The slow tests execute every ``notebooks/NN_*.ipynb`` with the quick profile on the synthetic data
-through :func:`ctutils.course.run_course`, into a temporary run folder; the dataset and the cache
-are the repository's ``data/`` ones, so they are built once and shared with ``make course``.
+through :func:`ctutils.course.run_course`, into the repository's ``runs/quick-synthetic`` with the
+repository's ``data/``, as ``make course`` does: dataset, cache and model are built once and reused.
 nbval, which compares the committed outputs, runs separately (see notebooks/README.md).
 """
 
@@ -97,8 +97,10 @@ def test_student_stubs_sit_inside_functions(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def course_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("course") / "quick-synthetic"
+def course_run() -> Path:
+    # The repository's own run folder, as `make course` uses: the model trained here is then reused
+    # (not trained again) when nbval executes the chapters after these tests.
+    out = course.course_config("quick", "synthetic", root=ROOT).run_dir
     try:
         return course.run_course(profile="quick", dataset="synthetic", out=out)
     except CourseError as error:
@@ -113,7 +115,7 @@ def test_every_chapter_runs_with_the_quick_profile(course_run: Path) -> None:
         assert (course_run / "notebooks" / path.name).is_file()
         assert f"| [{path.stem}](notebooks/{path.name}) | ✅ passed |" in summary
     metrics = json.loads((course_run / "metrics.json").read_text())
-    assert metrics["00_setup"] == {"n_studies": 80, "n_normal": 40, "n_abnormal": 40}
+    assert metrics["00_setup"] == {"n_studies": 120, "n_normal": 60, "n_abnormal": 60}
 
 
 @pytest.mark.slow

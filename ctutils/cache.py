@@ -12,8 +12,9 @@ unless the scan was skipped. The cache key hashes the preprocessing parameters, 
 mapping, the split seed and every source file's path, size and modification time: a rerun with
 the same inputs does no work, and anything changed builds a new cache.
 
-Writes are atomic. Volumes are streamed into a memory-mapped temporary file, one scan at a time,
-so memory stays bounded whatever the number of scans; the final files only appear under their
+Writes are atomic. Volumes are streamed into a temporary ``.npy`` file, one scan at a time, with
+plain file writes at each row's offset (not through a writable memory map, whose written pages
+would stay counted in the process's memory), so memory stays bounded whatever the number of scans; the final files only appear under their
 names once complete, and ``cache.json`` (the marker that the cache is valid) is removed first
 and written last.
 """
@@ -287,6 +288,16 @@ def _cached(root: Path, key: str) -> Cache | None:
     return cache if cache.info.get("key") == key else None
 
 
+def _create_npy(path: Path, shape: tuple[int, ...]) -> int:
+    """Write the header of a float32 ``.npy`` of ``shape`` and size the file; return the data offset."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+    with open(path, "wb") as handle:
+        np.lib.format.write_array_header_1_0(handle, header)
+        offset = handle.tell()
+        handle.truncate(offset + int(np.prod(shape)) * 4)
+    return offset
+
+
 def _work(task: tuple[int, str, PreprocessConfig]) -> tuple[int, np.ndarray | None, dict[str, str]]:
     """Preprocess one scan in a worker; an error becomes a message, not a crash of the batch."""
     position, path, config = task
@@ -390,38 +401,40 @@ def build_cache(
         {"path": str(s.path.resolve()), "label": s.label, "class_name": s.class_name, "split": "", "index": None, "error": ""}
         for s in scans
     ]
+    row_bytes = int(np.prod(config.shape)) * 4
     try:
-        staging = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(len(scans), *config.shape))
+        offset = _create_npy(tmp, (len(scans), *config.shape))
         tasks = [(i, str(s.path), config) for i, s in enumerate(scans)]
         bar = _progress(len(tasks), enabled=progress)
         try:
-            for position, array, meta in _run(tasks, workers):
-                records[position].update(meta)
-                if array is None:
-                    message = f"{scans[position].path}: {meta['error']}"
-                    if strict:
-                        raise PreprocessError(message)
-                    _report(bar, f"skipped {message}")
-                else:
-                    staging[position] = array
-                bar.update(1)
+            with open(tmp, "r+b") as staging:
+                for position, array, meta in _run(tasks, workers):
+                    records[position].update(meta)
+                    if array is None:
+                        message = f"{scans[position].path}: {meta['error']}"
+                        if strict:
+                            raise PreprocessError(message)
+                        _report(bar, f"skipped {message}")
+                    else:
+                        staging.seek(offset + position * row_bytes)
+                        staging.write(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+                    bar.update(1)
         finally:
             bar.close()
-        staging.flush()
         kept = [i for i, r in enumerate(records) if not r["error"]]
         if not kept:
             raise PreprocessError(f"{src}: none of the {len(scans)} scans could be preprocessed; see the errors above")
         for row, position in enumerate(kept):
             records[position]["index"] = row
         if len(kept) == len(scans):
-            del staging
             os.replace(tmp, kept_tmp)
         else:  # compact the kept rows into the final array, one volume at a time (bounded memory)
-            final = np.lib.format.open_memmap(kept_tmp, mode="w+", dtype=np.float32, shape=(len(kept), *config.shape))
-            for row, position in enumerate(kept):
-                final[row] = staging[position]
-            final.flush()
-            del final, staging
+            final_offset = _create_npy(kept_tmp, (len(kept), *config.shape))
+            with open(tmp, "rb") as source, open(kept_tmp, "r+b") as final:
+                for row, position in enumerate(kept):
+                    source.seek(offset + position * row_bytes)
+                    final.seek(final_offset + row * row_bytes)
+                    final.write(source.read(row_bytes))
         rel = [str(scans[i].path.relative_to(src)) for i in kept]
         splits = stratified_split([records[i]["label"] for i in kept], keys=rel, seed=seed, fractions=fractions)
         for position, split in zip(kept, splits):

@@ -15,6 +15,7 @@ folder (``CT-0`` normal, any other ``CT-*`` folder abnormal).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -421,7 +422,7 @@ def dataset_features(
     if workers <= 1:
         feats = [_file_feature(str(p), max_inplane) for p in tqdm(paths, disable=not progress)]
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
             feats = list(tqdm(pool.map(_file_feature, map(str, paths), [max_inplane] * len(paths)),
                               total=len(paths), disable=not progress))
     return np.array(feats, dtype=np.float64), labels, paths

@@ -26,6 +26,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import multiprocessing
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -249,7 +250,9 @@ def write_cache(
     tmp = partial_name(root / VOLUMES)
     try:
         np.save(tmp, volumes)
-        info = _info(config, class_names, records, key="in-memory", source=None)
+        digest = hashlib.sha256(json.dumps([config.to_dict(), [int(y) for y in labels], list(splits), list(paths)]).encode())
+        digest.update(np.ascontiguousarray(volumes).data)
+        info = _info(config, class_names, records, key=f"in-memory-{digest.hexdigest()[:16]}", source=None)
         _install(root, tmp, records, info)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -320,7 +323,9 @@ def _run(tasks: list[tuple[int, str, PreprocessConfig]], workers: int) -> Iterab
     if workers <= 1:
         yield from map(_work, tasks)
         return
-    with cf.ProcessPoolExecutor(max_workers=workers) as pool:
+    # "spawn", not fork: the caller may already run TensorFlow's threads (chapters 03-06), and
+    # forking a multi-threaded process can deadlock.
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: set[cf.Future] = set()
         queue = iter(tasks)
         for task in queue:

@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a 3D CNN on a cache")
     train.add_argument("--cache", required=True, type=Path, help="cache folder (from data preprocess)")
     train.add_argument("--out", required=True, type=Path, help="run folder: model.keras, history, preprocess.json")
-    train.add_argument("--model", default="cnn3d", help="model name (cnn3d, cnn3d-same, resnet3d)")
+    train.add_argument("--model", default="cnn3d", help="model name (cnn3d = the reference, cnn3d-same, cnn3d-small = the quick profile's, resnet3d)")
     train.add_argument("--recipe", choices=("reference", "improved"), default="reference")
     train.add_argument("--epochs", type=_positive, default=None, help="default: the recipe's")
     train.add_argument("--batch-size", type=_positive, default=None, help="default: the recipe's")

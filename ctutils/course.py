@@ -527,8 +527,16 @@ def ensure_model(cfg: CourseConfig, *, verbose: str | int = 2) -> Path:
     verbose : "auto", 0, 1 or 2
         Passed to ``model.fit`` (2: one line per epoch).
     """
-    if cfg.model_path.is_file() and not (cfg.run_dir / "state.json").is_file():
+    state_path = cfg.run_dir / "state.json"
+    if cfg.model_path.is_file() and not state_path.is_file():
         return cfg.model_path
+    if cfg.model_path.is_file():
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            state = {}  # unreadable: train() below says what is wrong with it
+        if state.get("finished") or state.get("stop_reason") in ("early_stopping", "epochs"):
+            return cfg.model_path  # a finished run, whatever its epoch count (chapter 05 may have changed it)
     ensure_cache(cfg)
     from ctutils.training import train
 

@@ -306,7 +306,7 @@ def build_model(name: str, input_shape: Sequence[int], **kwargs: Any) -> keras.M
     Parameters
     ----------
     name : str
-        One of ``MODELS`` (``"cnn3d"``, ``"cnn3d-same"``, ``"resnet3d"``).
+        One of ``MODELS`` (``"cnn3d"``, ``"cnn3d-same"``, ``"cnn3d-small"``, ``"resnet3d"``).
     input_shape : sequence of 4 int
         ``(X, Y, Z, channels)``.
     **kwargs

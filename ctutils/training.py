@@ -670,7 +670,9 @@ def train(
         "seed": seed,
         "augment": None if augment_config is None else augment_config.to_dict(),
         "input_shape": list(input_shape),
-        "cache_key": cache.config.key(),
+        # The cache's own key covers the preprocessing, the source files and the split: a cache
+        # rebuilt from other data cannot silently resume (or reuse) a run trained on the old one.
+        "cache_key": cache.info.get("key") or cache.config.key(),
     }
 
     state = _load_state(run) if resume else None

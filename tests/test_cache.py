@@ -472,3 +472,15 @@ def test_accessors_skip_unreadable_scans(tiny_dataset, tmp_path):
             expected, _ = preprocess_file(path, config=CONFIG)
             np.testing.assert_array_equal(cache.volumes[index], expected)
     assert (cache.labels("train") == 0).sum() == 4 and (cache.labels("train") == 1).sum() == 4
+
+
+def test_write_cache_key_follows_the_content(tmp_path):
+    """Training resumes only onto the same data: two in-memory caches with other voxels get other keys."""
+    config = PreprocessConfig(shape=(4, 4, 2))
+    volumes = np.zeros((4, 4, 4, 2), np.float32)
+    splits = ["train", "train", "val", "test"]
+    a = write_cache(tmp_path / "a", volumes, [0, 1, 0, 1], splits=splits, config=config)
+    b = write_cache(tmp_path / "b", volumes, [0, 1, 0, 1], splits=splits, config=config)
+    volumes[0, 0, 0, 0] = 0.5
+    c = write_cache(tmp_path / "c", volumes, [0, 1, 0, 1], splits=splits, config=config)
+    assert a.info["key"] == b.info["key"] != c.info["key"]

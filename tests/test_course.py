@@ -358,3 +358,21 @@ def test_runner_rejects_unknown_chapters_and_names(tmp_path: Path) -> None:
         course.run_course(source=folder, chapters=["07"], out=tmp_path / "out")
     with pytest.raises(ValueError, match="unknown profile"):
         course.run_course(source=folder, profile="tiny", out=tmp_path / "out")
+
+
+def test_ensure_model_reuses_a_finished_run_and_resumes_an_unfinished_one(tmp_path, monkeypatch):
+    import ctutils.training
+
+    cfg = course.course_config("quick", "synthetic", root=tmp_path)
+    cfg.run_dir.mkdir(parents=True)
+    cfg.model_path.write_bytes(b"a model")
+    calls = []
+    monkeypatch.setattr(course, "ensure_cache", lambda cfg, **kw: None)
+    monkeypatch.setattr(ctutils.training, "train", lambda *a, **kw: calls.append(kw) or type("R", (), {"model_path": cfg.model_path})())
+    # Finished by its epoch count (e.g. chapter 05 run with epochs=5): used as it is.
+    (cfg.run_dir / "state.json").write_text(json.dumps({"epochs_done": 5, "finished": False, "stop_reason": "epochs"}))
+    assert course.ensure_model(cfg) == cfg.model_path and calls == []
+    # Interrupted after 3 epochs: resumed, never used half-trained.
+    (cfg.run_dir / "state.json").write_text(json.dumps({"epochs_done": 3, "finished": False, "stop_reason": None}))
+    assert course.ensure_model(cfg) == cfg.model_path
+    assert len(calls) == 1 and calls[0]["resume"] is True

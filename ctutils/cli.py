@@ -156,7 +156,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.baseline:
         from ctutils.baseline import evaluate_baseline
 
+        from ctutils.evaluation import compare_auc
+
         result["baseline"] = evaluate_baseline(args.cache, split=args.split, n_boot=args.n_boot, seed=args.seed)
+        if result["y_true"] != result["baseline"]["y_true"]:  # both follow cache.indices(split)
+            raise UserError(f"{args.cache}: the model's and the baseline's scans of split {args.split!r} differ")
+        if 0 < sum(result["y_true"]) < len(result["y_true"]):
+            result["comparison"] = compare_auc(
+                result["y_true"], result["y_prob"], result["baseline"]["scores"], n_boot=args.n_boot, seed=args.seed
+            )
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -167,6 +175,13 @@ def _evaluate(args: argparse.Namespace) -> int:
         for name in ("roc_auc", "accuracy", "sensitivity", "specificity"):
             m = base["metrics"][name]
             print(f"  {name:<12} {m['value']:.3f}  [{m['low']:.3f}, {m['high']:.3f}]")
+        if "comparison" in result:
+            c = result["comparison"]
+            print(
+                f"\nCNN - baseline ROC-AUC: {c['diff']:+.3f}  [{c['low']:+.3f}, {c['high']:+.3f}] "
+                f"(paired bootstrap over the same scans; the CNN does not beat the baseline in "
+                f"{100 * c['p_not_better']:.1f} % of resamples)"
+            )
     return 0
 
 

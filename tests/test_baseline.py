@@ -236,8 +236,8 @@ def test_dataset_features_on_a_tiny_generated_dataset(tmp_path):
         dataset_features(tmp_path / "CT-0", workers=1, progress=False)
 
 
-def test_evaluate_baseline_on_a_cache_fits_on_train_and_scores_the_split(tmp_path):
-    from ctutils.baseline import cache_features, evaluate_baseline
+def _toy_cache(root):
+    """12 toy chests in a cache, 8 train + 4 test; abnormal ones have 2 + k // 2 GGO voxels per slice."""
     from ctutils.cache import write_cache
     from ctutils.intensity import window_hu
     from ctutils.preprocess import PreprocessConfig
@@ -252,8 +252,13 @@ def test_evaluate_baseline_on_a_cache_fits_on_train_and_scores_the_split(tmp_pat
         volumes.append(window_hu(vol))
         labels.append(abnormal)
     splits = ["train"] * 8 + ["test"] * 4
-    cache = write_cache(tmp_path / "cache", np.stack(volumes), labels, splits=splits,
-                        config=PreprocessConfig(shape=(20, 20, 3)))
+    return write_cache(root, np.stack(volumes), labels, splits=splits, config=PreprocessConfig(shape=(20, 20, 3)))
+
+
+def test_evaluate_baseline_on_a_cache_fits_on_train_and_scores_the_split(tmp_path):
+    from ctutils.baseline import cache_features, evaluate_baseline
+
+    cache = _toy_cache(tmp_path / "cache")
     features = cache_features(cache, "test")
     assert features.shape == (4,)
     # The features are the GGO fractions of the volumes mapped back to HU.
@@ -265,3 +270,41 @@ def test_evaluate_baseline_on_a_cache_fits_on_train_and_scores_the_split(tmp_pat
     assert result["metrics"]["accuracy"]["value"] == 1.0
     assert result["metrics"]["roc_auc"]["value"] == 1.0
     assert 0.0 <= result["threshold"] < min(features[features > 0])
+    # The per-scan scores come back in split order, for a paired comparison with a model.
+    assert result["y_true"] == list(cache.labels("test"))
+    np.testing.assert_allclose(result["scores"], features)
+
+
+def test_cli_evaluate_with_baseline_reports_the_paired_difference(tmp_path, capsys):
+    """``evaluate --baseline`` pairs the model's and the baseline's scores scan by scan."""
+    import json
+
+    keras = pytest.importorskip("keras")
+    from ctutils.baseline import evaluate_baseline
+    from ctutils.cli import main
+    from ctutils.evaluation import compare_auc
+
+    cache = _toy_cache(tmp_path / "cache")
+    # A model that calls every scan 50 % abnormal: ROC-AUC 0.5, against the baseline's 1.0.
+    inputs = keras.Input((20, 20, 3, 1))
+    x = keras.layers.GlobalAveragePooling3D()(inputs)
+    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros")(x)
+    run = tmp_path / "run"
+    run.mkdir()
+    keras.Model(inputs, outputs).save(run / "model.keras")
+    record = cache.config.to_dict() | {"class_names": ["normal", "abnormal"], "input_shape": [20, 20, 3, 1]}
+    (run / "preprocess.json").write_text(json.dumps(record))
+    args = ["evaluate", "--cache", str(cache.root), "--model", str(run / "model.keras"), "--baseline",
+            "--n-boot", "60"]
+    assert main([*args, "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    base = evaluate_baseline(cache.root, split="test", n_boot=60)
+    assert result["baseline"]["y_true"] == result["y_true"] == cache.labels("test").tolist()
+    expected = compare_auc(result["y_true"], result["y_prob"], base["scores"], n_boot=60, seed=0)
+    assert result["comparison"] == pytest.approx(expected)
+    assert (expected["auc_a"], expected["auc_b"], expected["diff"]) == (0.5, 1.0, -0.5)
+    assert expected["p_not_better"] == 1.0
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "CNN - baseline ROC-AUC: -0.500" in text
+    assert "does not beat the baseline in 100.0 % of resamples" in text

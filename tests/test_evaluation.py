@@ -17,6 +17,7 @@ from ctutils.evaluation import (
     bootstrap_ci,
     calibration,
     choose_threshold,
+    compare_auc,
     cross_validate,
     format_cv,
     format_report,
@@ -167,6 +168,40 @@ def test_bootstrap_bad_arguments():
 #   .3        1   2/4  .500
 Y_T = [0, 0, 0, 1, 0, 1, 1]
 P_T = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]
+
+
+def test_compare_auc_by_hand():
+    y = [0, 0, 1, 1]
+    # a ranks every abnormal above every normal (AUC 1); b gets 2 of the 4 pairs right (AUC 0.5).
+    r = compare_auc(y, [0.1, 0.2, 0.8, 0.9], [0.3, 0.9, 0.2, 0.95], n_boot=300, seed=1)
+    assert (r["auc_a"], r["auc_b"], r["diff"]) == (1.0, 0.5, 0.5)
+    assert r["low"] <= r["diff"] <= r["high"] <= 1.0
+    # a is never worse than b on a resample: each resample's AUC(a) is 1.
+    assert r["low"] >= 0.0
+    assert r == compare_auc(y, [0.1, 0.2, 0.8, 0.9], [0.3, 0.9, 0.2, 0.95], n_boot=300, seed=1)
+
+
+def test_compare_auc_of_a_model_with_itself_is_zero_and_never_better():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    s = rng.random(40) + 0.3 * y
+    r = compare_auc(y, s, s, n_boot=100)
+    assert r["diff"] == r["low"] == r["high"] == 0.0
+    assert r["p_not_better"] == 1.0
+
+
+def test_compare_auc_takes_any_real_scores_and_rejects_bad_input():
+    # only the order matters: a GGO fraction and a logit can be compared
+    r = compare_auc([0, 1, 0, 1], [-3.0, 2.0, -1.0, 5.0], [0.2, 0.1, 0.3, 0.4], n_boot=50)
+    assert r["auc_a"] == 1.0 and r["auc_b"] == 0.5
+    with pytest.raises(ValueError, match="both classes"):
+        compare_auc([1, 1], [0.1, 0.2], [0.3, 0.4])
+    with pytest.raises(ValueError, match="one length"):
+        compare_auc([0, 1], [0.1, 0.2], [0.3])
+    with pytest.raises(ValueError, match="NaN"):
+        compare_auc([0, 1], [0.1, np.nan], [0.3, 0.4])
+    with pytest.raises(ValueError, match="only 0"):
+        compare_auc([0, 2], [0.1, 0.2], [0.3, 0.4])
 
 
 def test_youden_threshold_by_hand():
@@ -420,3 +455,4 @@ def test_evaluate_model_errors(cache_and_model, tmp_path):
     bad.write_bytes(model_path.read_bytes()[:100])
     with pytest.raises(ValueError, match="model.keras"):
         evaluate_model(cache.root, bad, n_boot=10)
+

@@ -83,6 +83,19 @@ def test_configurable_filters_dense_and_dropout():
         build_cnn3d((128, 128, 64))
 
 
+def test_pooling_options_change_only_the_head():
+    avg = build_cnn3d((16, 16, 16, 1), filters=(2, 3), dense_units=5, padding="same")
+    mx = build_cnn3d((16, 16, 16, 1), filters=(2, 3), dense_units=5, padding="same", pooling="max")
+    both = build_cnn3d((16, 16, 16, 1), filters=(2, 3), dense_units=5, padding="same", pooling="avgmax")
+    # Same convolutions; avg+max concatenates 3 + 3 features, so Dense has 6*5+5 = 35 not 20 weights.
+    assert avg.count_params() == mx.count_params() == 267
+    assert both.count_params() == 267 - 20 + 35
+    assert any(isinstance(layer, keras.layers.GlobalMaxPooling3D) for layer in mx.layers)
+    assert not any(isinstance(layer, keras.layers.GlobalMaxPooling3D) for layer in avg.layers)
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        build_cnn3d(pooling="mean")
+
+
 def test_resnet_builds_at_quick_run_shape_with_fewer_parameters():
     resnet = build_resnet3d_small((64, 64, 32, 1))
     assert resnet.count_params() == 898_929

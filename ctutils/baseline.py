@@ -462,9 +462,10 @@ def evaluate_baseline(
     -------
     dict
         ``{"threshold": float, "split": str, "n": int, "metrics": {name: {"value", "low", "high"}},
-        "y_true": [...], "scores": [...]}`` (95 % bootstrap intervals from
-        :func:`ctutils.evaluation.metrics_with_ci`; the per-scan labels and GGO fractions in
-        ``cache.indices(split)`` order, the order of :func:`ctutils.evaluation.evaluate_model`).
+        "y_true": [...], "scores": [...], "paths": [...]}`` (95 % bootstrap intervals from
+        :func:`ctutils.evaluation.metrics_with_ci`; the per-scan labels, GGO fractions and source
+        paths in ``cache.indices(split)`` order, the order of
+        :func:`ctutils.evaluation.evaluate_model`).
     """
     from ctutils.cache import open_cache
     from ctutils.evaluation import metrics_with_ci
@@ -482,6 +483,7 @@ def evaluate_baseline(
         "metrics": {k: {"value": v[0], "low": v[1], "high": v[2]} for k, v in metrics.items()},
         "y_true": [int(v) for v in labels],
         "scores": [float(v) for v in scores],
+        "paths": [str(p) for p in cache.paths(split)],
     }
 
 

@@ -155,11 +155,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate_model(args.cache, args.model, split=args.split, threshold=threshold, n_boot=args.n_boot, seed=args.seed)
     if args.baseline:
         from ctutils.baseline import evaluate_baseline
-
         from ctutils.evaluation import compare_auc
 
         result["baseline"] = evaluate_baseline(args.cache, split=args.split, n_boot=args.n_boot, seed=args.seed)
-        if result["y_true"] != result["baseline"]["y_true"]:  # both follow cache.indices(split)
+        if result["paths"] != result["baseline"]["paths"]:  # both follow cache.indices(split)
             raise UserError(f"{args.cache}: the model's and the baseline's scans of split {args.split!r} differ")
         if 0 < sum(result["y_true"]) < len(result["y_true"]):
             result["comparison"] = compare_auc(
@@ -175,7 +174,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         for name in ("roc_auc", "accuracy", "sensitivity", "specificity"):
             m = base["metrics"][name]
             print(f"  {name:<12} {m['value']:.3f}  [{m['low']:.3f}, {m['high']:.3f}]")
-        if "comparison" in result:
+        if "comparison" not in result:
+            print(f"\nno paired ROC-AUC comparison: split {args.split!r} holds one class only")
+        else:
             c = result["comparison"]
             print(
                 f"\nCNN - baseline ROC-AUC: {c['diff']:+.3f}  [{c['low']:+.3f}, {c['high']:+.3f}] "

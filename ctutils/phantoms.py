@@ -54,7 +54,7 @@ __all__ = [
 ]
 
 #: Bumped whenever the generator's output changes; recorded in ``synthetic.json``.
-PHANTOM_VERSION = 2
+PHANTOM_VERSION = 1
 #: Class folder for each label, as in the reference MosMedData subset.
 CLASS_FOLDERS = {0: "CT-0", 1: "CT-23"}
 STORE_HU_MIN, STORE_HU_MAX = -1024, 3071
@@ -139,7 +139,7 @@ def _sample_lesions(rng: np.random.Generator) -> tuple[str, list[dict[str, Any]]
     r = rng.random()
     # severity: (number of lesions [low, high), radius mm, target HU, blend strength)
     if r < 0.22:
-        severity, n, rad, hu, amp = "subtle", rng.integers(2, 5), (14, 22), (-700, -540), (0.6, 0.9)
+        severity, n, rad, hu, amp = "subtle", rng.integers(1, 4), (8, 16), (-720, -560), (0.5, 0.9)
     elif r < 0.72:
         severity, n, rad, hu, amp = ("moderate", rng.integers(4, 10), (20, 38), (-650, -420),
                                      (0.65, 1.0))

@@ -275,36 +275,69 @@ def test_evaluate_baseline_on_a_cache_fits_on_train_and_scores_the_split(tmp_pat
     np.testing.assert_allclose(result["scores"], features)
 
 
+def _save_mean_model(run, cache, *, weight, bias):
+    """A saved run whose model says P(abnormal) = sigmoid(weight · mean(volume) + bias)."""
+    import json
+
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((20, 20, 3, 1))
+    x = keras.layers.GlobalAveragePooling3D()(inputs)
+    outputs = keras.layers.Dense(1, activation="sigmoid", name="head")(x)
+    model = keras.Model(inputs, outputs)
+    model.get_layer("head").set_weights([np.array([[weight]], np.float32), np.array([bias], np.float32)])
+    run.mkdir()
+    model.save(run / "model.keras")
+    record = cache.config.to_dict() | {"class_names": ["normal", "abnormal"], "input_shape": [20, 20, 3, 1]}
+    (run / "preprocess.json").write_text(json.dumps(record))
+    return run / "model.keras"
+
+
 def test_cli_evaluate_with_baseline_reports_the_paired_difference(tmp_path, capsys):
     """``evaluate --baseline`` pairs the model's and the baseline's scores scan by scan."""
     import json
 
-    keras = pytest.importorskip("keras")
     from ctutils.baseline import evaluate_baseline
     from ctutils.cli import main
     from ctutils.evaluation import compare_auc
 
     cache = _toy_cache(tmp_path / "cache")
-    # A model that calls every scan 50 % abnormal: ROC-AUC 0.5, against the baseline's 1.0.
-    inputs = keras.Input((20, 20, 3, 1))
-    x = keras.layers.GlobalAveragePooling3D()(inputs)
-    outputs = keras.layers.Dense(1, activation="sigmoid", kernel_initializer="zeros")(x)
-    run = tmp_path / "run"
-    run.mkdir()
-    keras.Model(inputs, outputs).save(run / "model.keras")
-    record = cache.config.to_dict() | {"class_names": ["normal", "abnormal"], "input_shape": [20, 20, 3, 1]}
-    (run / "preprocess.json").write_text(json.dumps(record))
-    args = ["evaluate", "--cache", str(cache.root), "--model", str(run / "model.keras"), "--baseline",
-            "--n-boot", "60"]
+    x = np.asarray(cache.volumes[cache.indices("test")], np.float64).mean(axis=(1, 2, 3))
+    # A model that ranks the test scans *against* their mean intensity (more ground glass raises the
+    # mean): its scores differ from scan to scan, so a pairing in the wrong order would change the result.
+    model = _save_mean_model(tmp_path / "run", cache, weight=-400.0, bias=float(400.0 * x.mean()))
+    args = ["evaluate", "--cache", str(cache.root), "--model", str(model), "--baseline", "--n-boot", "60"]
     assert main([*args, "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
+    # the two normal test chests are identical; the two abnormal ones differ
+    assert len(set(np.round(result["y_prob"], 6))) == 3
+    np.testing.assert_allclose(result["y_prob"], 1 / (1 + np.exp(400.0 * (x - x.mean()))), rtol=1e-4)
     base = evaluate_baseline(cache.root, split="test", n_boot=60)
-    assert result["baseline"]["y_true"] == result["y_true"] == cache.labels("test").tolist()
+    assert result["baseline"]["paths"] == result["paths"] == [str(p) for p in cache.paths("test")]
     expected = compare_auc(result["y_true"], result["y_prob"], base["scores"], n_boot=60, seed=0)
     assert result["comparison"] == pytest.approx(expected)
-    assert (expected["auc_a"], expected["auc_b"], expected["diff"]) == (0.5, 1.0, -0.5)
+    # The baseline is perfect on the toy chests (AUC 1); the inverted model is perfectly wrong (AUC 0).
+    assert (expected["auc_a"], expected["auc_b"], expected["diff"]) == (0.0, 1.0, -1.0)
     assert expected["p_not_better"] == 1.0
     assert main(args) == 0
     text = capsys.readouterr().out
-    assert "CNN - baseline ROC-AUC: -0.500" in text
+    assert "CNN - baseline ROC-AUC: -1.000" in text
     assert "does not beat the baseline in 100.0 % of resamples" in text
+
+
+def test_cli_evaluate_refuses_to_pair_scans_in_different_orders(tmp_path, capsys, monkeypatch):
+    import ctutils.baseline
+    from ctutils.cli import main
+
+    cache = _toy_cache(tmp_path / "cache")
+    model = _save_mean_model(tmp_path / "run", cache, weight=1.0, bias=0.0)
+    real = ctutils.baseline.evaluate_baseline
+
+    def reversed_order(*args, **kwargs):
+        out = real(*args, **kwargs)
+        return out | {key: out[key][::-1] for key in ("y_true", "scores", "paths")}
+
+    monkeypatch.setattr(ctutils.baseline, "evaluate_baseline", reversed_order)
+    args = ["evaluate", "--cache", str(cache.root), "--model", str(model), "--baseline", "--n-boot", "20"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert str(cache.root) in err and "scans of split 'test' differ" in err

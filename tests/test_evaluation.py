@@ -190,6 +190,30 @@ def test_compare_auc_of_a_model_with_itself_is_zero_and_never_better():
     assert r["p_not_better"] == 1.0
 
 
+def test_compare_auc_clearly_better_antisymmetric_and_exact_on_ties():
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 30)
+    good = y + rng.normal(0, 0.3, 60)  # separates the classes well
+    noise = rng.normal(0, 1, 60)  # knows nothing
+    ab = compare_auc(y, good, noise, n_boot=300, seed=2)
+    assert ab["low"] > 0 and ab["p_not_better"] == 0.0
+    ba = compare_auc(y, noise, good, n_boot=300, seed=2)
+    # Same resamples (same seed), scores swapped: the differences change sign.
+    assert (ba["diff"], ba["low"], ba["high"]) == pytest.approx((-ab["diff"], -ab["high"], -ab["low"]))
+    assert ba["p_not_better"] == 1.0
+    # Two different scores with the same ordering of every (abnormal, normal) pair tie exactly,
+    # in every resample: a tie is "not better", never a rounding error either way.
+    tie = compare_auc(y, good, 10 * good + 3, n_boot=200)
+    assert tie["diff"] == tie["low"] == tie["high"] == 0.0 and tie["p_not_better"] == 1.0
+
+
+def test_compare_auc_bad_alpha_and_n_boot():
+    with pytest.raises(ValueError, match="alpha"):
+        compare_auc([0, 1], [0.1, 0.2], [0.3, 0.4], alpha=1.5)
+    with pytest.raises(ValueError, match="n_boot"):
+        compare_auc([0, 1], [0.1, 0.2], [0.3, 0.4], n_boot=0)
+
+
 def test_compare_auc_takes_any_real_scores_and_rejects_bad_input():
     # only the order matters: a GGO fraction and a logit can be compared
     r = compare_auc([0, 1, 0, 1], [-3.0, 2.0, -1.0, 5.0], [0.2, 0.1, 0.3, 0.4], n_boot=50)

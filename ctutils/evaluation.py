@@ -380,13 +380,15 @@ def compare_auc(
         ``a`` does not beat ``b`` (difference <= 0; exact ties count as not better), roughly a
         one-sided p-value for "a is better than b" — 0 means below ``1 / n_boot``, not zero.
 
-    The interval covers the resampling of *these scans* for *these two trained models*; it says
-    nothing about another split or another training seed (see :func:`cross_validate`).
-
     Raises
     ------
     ValueError
         For mismatched lengths, labels other than 0/1, non-finite scores or a single class.
+
+    Notes
+    -----
+    The interval covers the resampling of *these scans* for *these two trained models*; it says
+    nothing about another split or another training seed (see :func:`cross_validate`).
 
     Examples
     --------

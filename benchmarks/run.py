@@ -237,6 +237,17 @@ class Row:
         return d
 
 
+def seconds_of(fn: Callable[[], Any]) -> Callable[[int], float]:
+    """A runner for :func:`alternate` that times one call of ``fn`` (seconds)."""
+
+    def run_once(_repeat: int) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    return run_once
+
+
 def alternate(runners: dict[str, Callable[[int], float]], repeats: int) -> dict[str, list[float]]:
     """Run each measurement once per repeat, in the same order every repeat (A B A B …)."""
     values: dict[str, list[float]] = {name: [] for name in runners}
@@ -729,18 +740,11 @@ class Bench:
         _, volume = preprocess_file(scan, config=course)
         self.extra["one_scan"] = {"path": str(scan.relative_to(self.out)), "shape": list(volume.original_shape)}
 
-        def run(fn: Callable[[], Any]) -> Callable[[int], float]:
-            def timed(_r: int) -> float:
-                t0 = time.perf_counter()
-                fn()
-                return time.perf_counter() - t0
-            return timed
-
         values = alternate(
             {
-                "reference": run(lambda: R.process_scan(scan)),
-                "course": run(lambda: preprocess_file(scan, config=course)),
-                "keras-example": run(lambda: preprocess_file(scan, config=keras_example)),
+                "reference": seconds_of(lambda: R.process_scan(scan)),
+                "course": seconds_of(lambda: preprocess_file(scan, config=course)),
+                "keras-example": seconds_of(lambda: preprocess_file(scan, config=keras_example)),
             },
             plan.one_scan_repeats,
         )
@@ -1059,19 +1063,12 @@ class Bench:
         R.predict(model, x)  # warm up both paths
         predict_scan(scan, model_path=model_path, model=model)
 
-        def timed(fn: Callable[[], Any]) -> Callable[[int], float]:
-            def run_once(_r: int) -> float:
-                t0 = time.perf_counter()
-                fn()
-                return time.perf_counter() - t0
-            return run_once
-
         values = alternate(
             {
-                "reference": timed(lambda: R.predict(model, R.process_scan(scan))),
-                "course": timed(lambda: predict_scan(scan, model_path=model_path, model=model)),
-                "reference-model": timed(lambda: R.predict(model, x)),
-                "course-model": timed(lambda: model(x_course, training=False).numpy()),
+                "reference": seconds_of(lambda: R.predict(model, R.process_scan(scan))),
+                "course": seconds_of(lambda: predict_scan(scan, model_path=model_path, model=model)),
+                "reference-model": seconds_of(lambda: R.predict(model, x)),
+                "course-model": seconds_of(lambda: model(x_course, training=False).numpy()),
             },
             self.plan.predict_repeats,
         )

@@ -22,6 +22,7 @@ current folder to ``pyproject.toml``, so notebooks run in ``notebooks/`` find ``
 Colab, where there is no checkout above the current folder, the current folder is the root)::
 
     data/synthetic-quick/                     the dataset (CT-0/, CT-23/), or data/mosmeddata/
+    data/real-ct/lung1.nii.gz                 one real chest CT, in the repository (:func:`real_ct_path`)
     data/cache/synthetic-quick-64x64x32/      the preprocessed cache (volumes.npy, manifest.csv)
     runs/quick-synthetic/                     the run folder RUN (= the batch runner's OUT):
         model.keras, history.csv, …           the profile's trained model (ctutils.training.train)
@@ -92,6 +93,7 @@ MODEL_FILE = "model.keras"  # as ctutils.training.MODEL_FILE (not imported: it n
 METRICS_FILE = "metrics.json"
 FIGURES_DIR = "figures"
 SUMMARY_FILE = "summary.md"
+REAL_CT_FILE = "data/real-ct/lung1.nii.gz"  # relative to the repository root; see data/real-ct/README.md
 
 
 class CourseError(RuntimeError):
@@ -257,6 +259,28 @@ def notebooks_dir() -> Path:
     """The folder of the course's chapters: ``notebooks/`` beside the ``ctutils`` package, else under :func:`find_root`."""
     beside = Path(__file__).resolve().parents[1] / "notebooks"
     return beside if beside.is_dir() else find_root() / "notebooks"
+
+
+def real_ct_path() -> Path:
+    """The real chest CT that ships with the course: ``data/real-ct/lung1.nii.gz`` of the repository.
+
+    A lung-cancer patient with a small nodule, not pneumonia: 256 x 199 x 48 int16 HU, stored
+    L, P, S (provenance, licence and SHA-256 in ``data/real-ct/README.md``). Chapter 01 shows it
+    beside a phantom and chapter 06 runs single-scan prediction on it.
+
+    Returns
+    -------
+    Path
+        Beside the ``ctutils`` package in a checkout, else under :func:`find_root` (as
+        :func:`notebooks_dir`); the path may not exist outside a checkout of the course.
+
+    Examples
+    --------
+    >>> real_ct_path().parts[-3:]
+    ('data', 'real-ct', 'lung1.nii.gz')
+    """
+    beside = Path(__file__).resolve().parents[1] / REAL_CT_FILE
+    return beside if beside.is_file() else find_root() / REAL_CT_FILE
 
 
 def _relative(path: Path, root: Path) -> str:

@@ -9,10 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ctutils.course import REAL_CT_FILE
+
 os.environ.setdefault("MPLBACKEND", "Agg")  # tests never open windows
 
-#: One real chest CT (see ../shared/data/real-ct/README.md); absent on learners' machines.
-REAL_CT = Path(__file__).resolve().parents[2] / "shared/data/real-ct/lung1.nii.gz"
+#: The real chest CT that ships with the course (data/real-ct/README.md).
+REAL_CT = Path(__file__).resolve().parents[1] / REAL_CT_FILE
 
 
 def make_nifti(
@@ -66,22 +68,24 @@ def make_dataset(
     return root
 
 
+def _real_ct_present() -> Path:
+    if not REAL_CT.is_file():
+        pytest.fail(f"{REAL_CT}: missing, but it is part of the repository (git checkout -- {REAL_CT_FILE})")
+    return REAL_CT
+
+
 @pytest.fixture
 def real_ct() -> Path:
-    """Path of the real chest CT; skips the test when the file is absent."""
-    if not REAL_CT.is_file():
-        pytest.skip(f"real CT {REAL_CT} is absent (it lives outside the repository)")
-    return REAL_CT
+    """Path of the repository's real chest CT (``data/real-ct/lung1.nii.gz``)."""
+    return _real_ct_present()
 
 
 @pytest.fixture(scope="session")
 def real_ct_volume():
     """The real chest CT read once per session with ``ctutils.io.load_volume`` (canonical RAS)."""
-    if not REAL_CT.is_file():
-        pytest.skip(f"real CT {REAL_CT} is absent (it lives outside the repository)")
     from ctutils.io import load_volume
 
-    return load_volume(REAL_CT)
+    return load_volume(_real_ct_present())
 
 
 @pytest.fixture

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import nibabel as nib
 import numpy as np
 import pytest
@@ -18,8 +16,6 @@ from ctutils.baseline import (
     predict_with_threshold,
 )
 from ctutils.phantoms import generate_dataset, make_phantom
-
-REAL_CT = Path(__file__).resolve().parents[2] / "shared/data/real-ct/lung1.nii.gz"
 
 
 def _toy_chest() -> np.ndarray:
@@ -123,12 +119,11 @@ def test_ggo_fraction_higher_for_abnormal_phantom_of_same_anatomy():
     assert ggo_fraction(abnormal) > ggo_fraction(normal)
 
 
-def test_ggo_fraction_of_the_real_ct_is_plausible():
-    if not REAL_CT.exists():
-        pytest.skip(f"real chest CT not available at {REAL_CT} (only in the course workspace)")
-    hu = np.asanyarray(nib.load(REAL_CT).dataobj)[::4, ::4, :].astype(np.float32)
+def test_ggo_fraction_of_the_real_ct_is_plausible(real_ct):
+    # Every second voxel in-plane: 2.28 mm, as [::4, ::4] was on the 512 x 512 original.
+    hu = np.asanyarray(nib.load(real_ct).dataobj)[::2, ::2, :].astype(np.float32)
     lung = lung_mask(hu)
-    assert 0.08 < lung.mean() < 0.25  # about 14 % of the volume
+    assert 0.08 < lung.mean() < 0.25  # 18 % of the body-cropped volume (14 % of the uncropped scan)
     assert 0.02 < ggo_fraction(hu, lung=lung) < 0.3
 
 

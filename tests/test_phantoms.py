@@ -14,8 +14,6 @@ from scipy import ndimage
 from ctutils import phantoms
 from ctutils.phantoms import generate_dataset, make_phantom, study_paths
 
-REAL_CT = Path(__file__).resolve().parents[2] / "shared/data/real-ct/lung1.nii.gz"
-
 # HU classes used for the realism check (same as docs/phantoms.md)
 HU_CLASSES = {
     "air (< -900)": (-np.inf, -900),
@@ -300,21 +298,32 @@ def test_generate_dataset_rejects_bad_arguments(tmp_path, kwargs, match):
 # --------------------------------------------------------------------------- realism
 
 
+def _in_body(data: np.ndarray) -> np.ndarray:
+    """The body with the lungs: largest 3-D component above -500 HU, holes filled slice by slice."""
+    labels, _ = ndimage.label(data > -500)
+    body = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    return np.stack([ndimage.binary_fill_holes(body[:, :, z]) for z in range(body.shape[2])], axis=2)
+
+
 def _fractions(data: np.ndarray) -> dict[str, float]:
-    return {k: float(np.mean((data >= lo) & (data < hi))) for k, (lo, hi) in HU_CLASSES.items()}
+    """Share of each HU class among the voxels inside the body."""
+    inside = data[_in_body(data)]
+    return {k: float(np.mean((inside >= lo) & (inside < hi))) for k, (lo, hi) in HU_CLASSES.items()}
 
 
-def test_hu_class_fractions_resemble_the_real_chest_ct():
-    if not REAL_CT.exists():
-        pytest.skip(f"real chest CT not available at {REAL_CT} (only in the course workspace)")
-    real = _fractions(np.asanyarray(nib.load(REAL_CT).dataobj))
+def test_hu_class_fractions_resemble_the_real_chest_ct(real_ct):
+    # Inside the body, so that the field of view does not count: data/real-ct is cropped to the
+    # body, which took its whole-volume air share from 47 % to 32 %, while its in-body shares moved
+    # by at most 0.003 from the full-resolution scan's (air 5.6 %, aerated lung 17.8 %, fat 32.7 %,
+    # soft tissue 31.1 %, bone 3.3 %). Air inside the body is lung and airway air, hence its tolerance.
+    real = _fractions(np.asanyarray(nib.load(real_ct).dataobj))
     ours = [
         _fractions(make_phantom(abnormal=bool(i % 2), rng=np.random.default_rng([0, i % 2, i]),
                                 size=128)[0])
         for i in range(4)
     ]
     mean = {k: float(np.mean([f[k] for f in ours])) for k in HU_CLASSES}
-    tolerance = {"air (< -900)": 0.12, "aerated lung (-900..-700)": 0.06, "fat (-150..-30)": 0.10,
+    tolerance = {"air (< -900)": 0.06, "aerated lung (-900..-700)": 0.06, "fat (-150..-30)": 0.10,
                  "soft tissue (-30..150)": 0.10, "bone (>= 300)": 0.015}
     for k in HU_CLASSES:
         assert abs(mean[k] - real[k]) <= tolerance[k], (k, mean[k], real[k])

@@ -21,7 +21,6 @@ from ctutils.predict import (  # noqa: E402
 )
 from ctutils.preprocess import PreprocessConfig, preprocess_file  # noqa: E402
 
-REAL_CT = Path(__file__).resolve().parents[2] / "shared/data/real-ct/lung1.nii.gz"
 SHAPE = (8, 8, 4)
 P_ABNORMAL = 0.6701  # the Keras example's printed confidence
 
@@ -202,13 +201,11 @@ def test_malformed_preprocess_json(runs, scan, tmp_path):
 
 
 # ------------------------------------------------------------------ the real chest CT
-def test_real_ct(tmp_path):
-    if not REAL_CT.is_file():
-        pytest.skip(f"real CT {REAL_CT} is absent (it lives outside the repository)")
+def test_real_ct(tmp_path, real_ct):
     shape = (32, 32, 16)
     model_path = _write_run(tmp_path / "run", _mean_model(shape, weight=4.0, bias=-2.0),
                             PreprocessConfig(shape=shape))
-    pred = predict_scan(REAL_CT, model_path=model_path)
+    pred = predict_scan(real_ct, model_path=model_path)
     assert sum(pred.probabilities) == pytest.approx(1.0)
     assert 0.0 < pred.p_abnormal < 1.0
     lines = format_prediction(pred).splitlines()

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 __all__ = [
+    "body_mask",
     "lung_mask",
     "ggo_fraction",
     "hu_from_windowed",
@@ -115,6 +116,51 @@ def lung_mask(
         padded = ndimage.binary_closing(padded, structure=_INPLANE, iterations=closing_iterations)
         mask = padded[pad:-pad, pad:-pad, :]
     return ndimage.binary_fill_holes(mask, structure=_INPLANE)
+
+
+def body_mask(hu: np.ndarray, *, threshold_hu: float = -500.0) -> np.ndarray:
+    """The body with everything it encloses (lungs, airways): a chest CT minus the air around it.
+
+    1. the body: the largest 3-D connected component of ``hu >= threshold_hu`` (so a separate
+       table, blanket or arm does not count, unless it touches the body);
+    2. fill its holes in each axial slice: the lungs and airways, which are air, belong to it.
+
+    Shares of HU bands inside this mask do not depend on the field of view, whereas shares of the
+    whole volume mostly measure how much air surrounds the patient (chapter 01).
+
+    Parameters
+    ----------
+    hu : numpy.ndarray
+        (X, Y, Z) volume in HU (any real dtype); not modified.
+    threshold_hu : float, default -500
+        Lowest HU of the body wall: above lung and air, below fat.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean (X, Y, Z) mask; all False when no voxel reaches ``threshold_hu``.
+
+    Raises
+    ------
+    ValueError
+        If ``hu`` is not 3-D or is empty.
+
+    Examples
+    --------
+    >>> vol = np.full((12, 12, 2), -1000.0)   # air ...
+    >>> vol[2:10, 2:10, :] = 40.0             # ... around an 8 x 8 body
+    >>> vol[4:8, 4:8, :] = -850.0             # with a 4 x 4 lung inside
+    >>> vol[0, 0, :] = 40.0                   # and a speck outside it
+    >>> m = body_mask(vol)
+    >>> int(m.sum()), bool(m[5, 5, 0]), bool(m[0, 0, 0])
+    (128, True, False)
+    """
+    arr = _check_volume(hu)
+    labels, n = ndimage.label(arr >= threshold_hu)
+    if n == 0:
+        return np.zeros(arr.shape, dtype=bool)
+    body = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
+    return np.stack([ndimage.binary_fill_holes(body[:, :, z]) for z in range(arr.shape[2])], axis=2)
 
 
 def ggo_fraction(

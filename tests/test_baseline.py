@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ctutils.baseline import (
+    body_mask,
     dataset_features,
     fit_threshold,
     ggo_fraction,
@@ -72,6 +73,27 @@ def test_lung_mask_rejects_non_3d():
         lung_mask(np.zeros((4, 4)))
     with pytest.raises(ValueError, match="closing_iterations"):
         lung_mask(np.zeros((4, 4, 2)), closing_iterations=-1)
+
+
+# --------------------------------------------------------------------------- body_mask
+
+
+def test_body_mask_is_the_body_with_its_lungs_not_the_table():
+    vol = _toy_chest()
+    vol[:, 19, :] = 40.0  # a "table" along one border, separated from the body by air
+    before = vol.copy()
+    mask = body_mask(vol)
+    np.testing.assert_array_equal(vol, before)
+    assert mask.dtype == bool and mask.shape == vol.shape
+    assert mask[2:18, 2:18].all()  # wall, lung (-850 HU) and lesions: 16 x 16 per slice
+    assert int(mask.sum()) == 16 * 16 * 3  # nothing else: not the air, not the table
+    assert mask[:, :, 0].sum() == mask[:, :, 2].sum() == 256  # first and last slice filled too
+
+
+def test_body_mask_of_pure_air_is_empty_and_bad_input_is_named():
+    assert not body_mask(np.full((4, 4, 2), -1000.0)).any()
+    with pytest.raises(ValueError, match="3-D"):
+        body_mask(np.zeros((4, 4)))
 
 
 # --------------------------------------------------------------------------- ggo_fraction

@@ -12,6 +12,7 @@ import pytest
 from scipy import ndimage
 
 from ctutils import phantoms
+from ctutils.baseline import body_mask
 from ctutils.phantoms import generate_dataset, make_phantom, study_paths
 
 # HU classes used for the realism check (same as docs/phantoms.md)
@@ -298,16 +299,9 @@ def test_generate_dataset_rejects_bad_arguments(tmp_path, kwargs, match):
 # --------------------------------------------------------------------------- realism
 
 
-def _in_body(data: np.ndarray) -> np.ndarray:
-    """The body with the lungs: largest 3-D component above -500 HU, holes filled slice by slice."""
-    labels, _ = ndimage.label(data > -500)
-    body = labels == 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
-    return np.stack([ndimage.binary_fill_holes(body[:, :, z]) for z in range(body.shape[2])], axis=2)
-
-
 def _fractions(data: np.ndarray) -> dict[str, float]:
-    """Share of each HU class among the voxels inside the body."""
-    inside = data[_in_body(data)]
+    """Share of each HU class among the voxels inside the body (``ctutils.baseline.body_mask``)."""
+    inside = data[body_mask(data)]
     return {k: float(np.mean((inside >= lo) & (inside < hi))) for k, (lo, hi) in HU_CLASSES.items()}
 
 

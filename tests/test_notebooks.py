@@ -116,6 +116,11 @@ def test_every_chapter_runs_with_the_quick_profile(course_run: Path) -> None:
         assert f"| [{path.stem}](notebooks/{path.name}) | ✅ passed |" in summary
     metrics = json.loads((course_run / "metrics.json").read_text())
     assert metrics["00_setup"] == {"n_studies": 120, "n_normal": 60, "n_abnormal": 60}
+    # The repository's real CT (data/real-ct) is always there: chapter 01 compares, chapter 06 predicts.
+    assert metrics["01_data"]["real_ct_compared"] is True
+    assert (course_run / "figures" / "01_data-real-vs-phantom.png").is_file()
+    chapter_06 = "".join(text_of(c) for c in read(course_run / "notebooks" / "06_evaluation.ipynb").cells)
+    assert "data/real-ct/lung1.nii.gz (a lung-cancer patient, not pneumonia" in chapter_06
 
 
 @pytest.mark.slow

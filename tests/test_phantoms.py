@@ -1,10 +1,8 @@
-"""Tests for ctutils.phantoms: geometry, HU ranges, lesions, determinism, dataset layout."""
+"""Tests for ctutils.phantoms: geometry, HU ranges, graded disease, masks, confounders, realism."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
+import dataclasses
 
 import nibabel as nib
 import numpy as np
@@ -13,25 +11,12 @@ from scipy import ndimage
 
 from ctutils import phantoms
 from ctutils.baseline import body_mask
-from ctutils.phantoms import generate_dataset, make_phantom, study_paths
-
-# HU classes used for the realism check (same as docs/phantoms.md)
-HU_CLASSES = {
-    "air (< -900)": (-np.inf, -900),
-    "aerated lung (-900..-700)": (-900, -700),
-    "fat (-150..-30)": (-150, -30),
-    "soft tissue (-30..150)": (-30, 150),
-    "bone (>= 300)": (300, np.inf),
-}
+from ctutils.phantoms import GRADE_RANGES, grade_of, make_phantom, sample_disease
+from ctutils.realism import HU_CLASSES, body_hu_histogram, js_distance
 
 
-def _phantom(abnormal: bool, seed: int = 0, size: int = 64, n_slices: int | None = 10):
-    return make_phantom(abnormal=abnormal, rng=np.random.default_rng(seed), size=size,
-                        n_slices=n_slices)
-
-
-def _sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _phantom(grade: int = 0, seed: int = 0, size: int = 64, n_slices: int | None = 10):
+    return make_phantom(grade=grade, rng=np.random.default_rng(seed), size=size, n_slices=n_slices)
 
 
 def _inner_air(data: np.ndarray, threshold_hu: float = -500.0) -> np.ndarray:
@@ -43,47 +28,71 @@ def _inner_air(data: np.ndarray, threshold_hu: float = -500.0) -> np.ndarray:
     return air & ~np.isin(lab, border)
 
 
-# --------------------------------------------------------------------------- make_phantom
+# --------------------------------------------------------------------------- geometry and anatomy
 
 
 def test_shape_dtype_affine_and_orientation():
-    data, affine, info = _phantom(False, size=64, n_slices=10)
-    assert data.shape == (64, 64, 10)
+    p = _phantom(size=64, n_slices=10)
+    data, affine, info = p.data, p.affine, p.info
+    assert data.shape == (64, 64, info["n_slices"]) and info["shape"] == data.shape
     assert data.dtype == np.int16
     assert data.min() >= -1024 and data.max() <= 3071
     assert nib.aff2axcodes(affine) == ("L", "P", "S")
     dx, dy, dz = info["spacing_mm"]
     np.testing.assert_allclose(np.diag(affine)[:3], [-dx, -dy, dz])
     assert dx == dy and 310 <= dx * 64 <= 410  # field of view in mm
-    assert info["n_slices"] == 10 and info["shape"] == (64, 64, 10)
     canonical = nib.as_closest_canonical(nib.Nifti1Image(data, affine))
     assert nib.aff2axcodes(canonical.affine) == ("R", "A", "S")
+    assert p.lesion_mask.shape == p.lung_mask.shape == data.shape
 
 
 def test_voxel_size_scales_with_in_plane_size():
-    _, _, small = _phantom(False, seed=3, size=64)
-    _, _, large = _phantom(False, seed=3, size=128)
+    small = _phantom(seed=3, size=64).info
+    large = _phantom(seed=3, size=128).info
     assert small["fov_mm"] == large["fov_mm"]
     assert small["spacing_mm"][0] == pytest.approx(2 * large["spacing_mm"][0])
 
 
 def test_default_slice_count_and_coverage():
     counts = []
-    for seed in range(4):
-        data, _, info = make_phantom(abnormal=False, rng=np.random.default_rng(seed), size=32)
-        counts.append(data.shape[2])
-        assert 30 <= data.shape[2] <= 70
-        assert 200 <= info["slice_thickness_mm"] * data.shape[2] <= 320  # a whole chest
+    for seed in range(6):
+        p = make_phantom(rng=np.random.default_rng(seed), size=32)
+        acq = p.acquisition
+        counts.append(acq.n_slices)
+        assert 30 <= acq.n_slices <= 70
+        # the painted slices cover the whole chest; a partial-coverage scan keeps fewer of them
+        assert 195 <= acq.slice_thickness_mm * acq.n_slices <= 290
+        k0, k1 = acq.kept_slices
+        assert p.data.shape[2] == k1 - k0 and (acq.coverage == "full") == ((k0, k1) == (0, acq.n_slices))
     assert len(set(counts)) > 1
 
 
+def _first_seed_with(coverage: str) -> int:
+    """A seed whose phantom has this coverage (make_phantom samples anatomy, then acquisition)."""
+    for seed in range(500):
+        rng = np.random.default_rng(seed)
+        if phantoms.sample_acquisition(rng, phantoms.sample_anatomy(rng)).coverage == coverage:
+            return seed
+    raise AssertionError(f"no seed below 500 gives coverage {coverage!r}")
+
+
+@pytest.mark.parametrize("coverage", ["no-base", "no-apex"])
+def test_partial_coverage_keeps_part_of_the_slices_and_moves_the_origin(coverage):
+    p = make_phantom(rng=np.random.default_rng(_first_seed_with(coverage)), size=32)
+    acq = p.acquisition
+    assert acq.coverage == coverage
+    k0, k1 = acq.kept_slices
+    assert p.data.shape[2] == k1 - k0 < acq.n_slices
+    assert (k0 > 0) == (coverage == "no-base") and (k1 < acq.n_slices) == (coverage == "no-apex")
+    assert p.affine[2, 3] == pytest.approx(acq.z_origin_mm + k0 * acq.slice_thickness_mm)
+
+
 def test_anatomy_is_in_plausible_hu_ranges():
-    data, _, _ = _phantom(False, seed=1, size=96, n_slices=16)
+    data = _phantom(seed=1, size=96, n_slices=16).data
     assert data[0, 0, 0] == -1024  # outside the reconstruction circle
     lungs = data[_inner_air(data)]
     assert lungs.size > 0.03 * data.size
-    assert -900 <= np.median(lungs) <= -750
-    assert np.mean((lungs >= -950) & (lungs <= -700)) > 0.6
+    assert -900 <= np.median(lungs) <= -700
     assert np.mean(data >= 300) > 0.002  # ribs, spine, sternum
     assert np.mean((data >= -150) & (data <= -50)) > 0.03  # fat
     assert np.mean((data >= 0) & (data <= 80)) > 0.05  # muscle, heart, liver
@@ -91,41 +100,113 @@ def test_anatomy_is_in_plausible_hu_ranges():
 
 
 def test_spine_is_posterior():
-    data, _, _ = _phantom(False, seed=2, size=64, n_slices=10)
+    data = _phantom(seed=2, size=64, n_slices=10).data
     _, ys, _ = np.nonzero(data[24:40] >= 300)  # bone near the midline: mostly the spine
     assert ys.mean() > 32  # the stored Y axis points to the patient's back
 
 
-def test_abnormal_adds_ground_glass_to_the_same_anatomy():
-    normal, aff_n, _ = _phantom(False, seed=5, size=96, n_slices=16)
-    abnormal, aff_a, info = _phantom(True, seed=5, size=96, n_slices=16)
-    np.testing.assert_array_equal(aff_n, aff_a)
-    changed = normal != abnormal
-    assert changed.any()
-    lung = _inner_air(normal)
-    near_lung = ndimage.binary_dilation(_inner_air(normal, -250.0), iterations=3)
-    assert changed[~near_lung].sum() == 0  # lesions stay in the lungs
-
-    def ggo(x):
-        return int(np.count_nonzero((x >= -750) & (x <= -300) & lung))
-
-    assert ggo(abnormal) > ggo(normal)
-    assert info["abnormal"] and info["n_lesions"] >= 1 and info["lesion_fraction"] > 0
-    assert info["severity"] in {"subtle", "moderate", "extensive"}
+def test_parameters_are_frozen_dataclasses_with_units_in_their_names():
+    p = _phantom(grade=2)
+    for params in (p.anatomy, p.acquisition, p.disease):
+        assert dataclasses.is_dataclass(params)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            params.grade = 3  # type: ignore[misc]
+    unitless = {"expiratory", "contrast", "kernel", "table", "coverage", "kept_slices", "n_slices",
+                "motion_slices", "grade", "pattern", "foci", "crazy_paving", "confluence",
+                "opacity", "target_involvement", "consolidation_fraction", "nodules", "scars"}
+    for field in dataclasses.fields(p.anatomy) + dataclasses.fields(p.acquisition) + \
+            dataclasses.fields(p.disease):
+        assert field.name in unitless or field.name.endswith(("_mm", "_hu", "_rad", "_rel")), field.name
 
 
-def test_normal_info_has_no_lesions():
-    _, _, info = _phantom(False)
-    assert info["severity"] == "none" and info["n_lesions"] == 0 and info["lesion_fraction"] == 0
+# --------------------------------------------------------------------------- grades and masks
+
+
+def test_grade_of_follows_mosmeddata():
+    assert [grade_of(x) for x in (0.0, 1e-6, 0.2499, 0.25, 0.4999, 0.5, 0.7499, 0.75, 1.0)] == \
+        [0, 1, 1, 2, 2, 3, 3, 4, 4]
+    with pytest.raises(ValueError, match="involvement"):
+        grade_of(1.5)
+
+
+@pytest.mark.parametrize("grade", [1, 2, 3, 4])
+def test_measured_involvement_lies_in_the_grades_range(grade):
+    for seed in range(3):
+        p = make_phantom(grade=grade, rng=np.random.default_rng([seed, grade]), size=48, n_slices=12)
+        lo, hi = GRADE_RANGES[grade]
+        measured = p.lesion_mask.sum() / p.lung_mask.sum()  # from the masks, not from info
+        assert lo < measured < hi or (grade == 4 and lo <= measured <= hi)
+        assert measured == pytest.approx(p.info["involvement"], abs=1e-9)
+        assert measured == pytest.approx(p.disease.target_involvement, abs=2.0 / p.lung_mask.sum() * 4)
+        assert not (p.lesion_mask & ~p.lung_mask).any()  # lesions only in the lungs
+        assert p.info["grade"] == grade and p.info["n_lesions"] >= 1
+
+
+def test_normal_study_has_no_lesion():
+    p = _phantom(grade=0)
+    assert p.disease is None and not p.lesion_mask.any()
+    assert p.info["grade"] == 0 and p.info["involvement"] == 0 and p.info["n_lesions"] == 0
+    assert p.info["pattern"] == "none"
+
+
+def test_disease_raises_lung_density_only_inside_the_lungs_of_the_same_anatomy():
+    normal = _phantom(grade=0, seed=5, size=96, n_slices=16)
+    sick = _phantom(grade=3, seed=5, size=96, n_slices=16)
+    np.testing.assert_array_equal(normal.affine, sick.affine)
+    np.testing.assert_array_equal(normal.lung_mask, sick.lung_mask)
+    changed = normal.data != sick.data
+    near_lung = ndimage.binary_dilation(normal.lung_mask, iterations=3)
+    assert changed.any() and not changed[~near_lung].any()
+    inside = sick.lesion_mask
+    # lesion voxels are much denser than the same voxels of the normal twin
+    assert np.median(sick.data[inside].astype(float) - normal.data[inside]) > 100
+
+
+def test_patterns_by_grade():
+    rng = np.random.default_rng(0)
+    mild = [sample_disease(rng, 1) for _ in range(30)]
+    severe = [sample_disease(rng, 4) for _ in range(30)]
+    assert all(d.pattern == "focal ground glass" and d.consolidation_fraction == 0 for d in mild)
+    assert all(1 <= len(d.foci) <= 5 for d in mild)
+    assert all(d.pattern == "diffuse ground glass with consolidation" for d in severe)
+    assert all(d.consolidation_fraction >= 0.2 and d.confluence >= 0.8 for d in severe)
+    # CT-1 has subtle studies: a few per cent of the lung or less
+    assert sum(d.target_involvement < 0.05 for d in mild) >= 5
+    middle = [sample_disease(rng, g) for g in (2, 3) for _ in range(40)]
+    assert any(d.crazy_paving for d in middle) and not all(d.crazy_paving for d in middle)
+    with pytest.raises(ValueError, match="grade"):
+        sample_disease(rng, 0)
+
+
+def test_ct1_lesions_are_peripheral():
+    # distance of lesion voxels to the lung border against that of all lung voxels
+    closer = []
+    for seed in range(8):
+        p = make_phantom(grade=1, rng=np.random.default_rng([seed, 1]), size=128)
+        depth = ndimage.distance_transform_edt(p.lung_mask, sampling=p.info["spacing_mm"])
+        closer.append(np.median(depth[p.lesion_mask]) < np.median(depth[p.lung_mask]))
+        assert 1 <= p.info["n_lesions"] <= 12  # a few focal opacities
+    assert sum(closer) >= 6  # "often": one large lesion of a mild study reaches deeper
 
 
 def test_same_rng_state_same_phantom_and_different_seed_differs():
-    a, aff_a, _ = _phantom(True, seed=7)
-    b, aff_b, _ = _phantom(True, seed=7)
-    c, _, _ = _phantom(True, seed=8)
-    np.testing.assert_array_equal(a, b)
-    np.testing.assert_array_equal(aff_a, aff_b)
-    assert a.shape != c.shape or np.any(a != c)
+    a, b, c = _phantom(2, seed=7), _phantom(2, seed=7), _phantom(2, seed=8)
+    np.testing.assert_array_equal(a.data, b.data)
+    np.testing.assert_array_equal(a.lesion_mask, b.lesion_mask)
+    assert a.info == b.info
+    assert a.data.shape != c.data.shape or np.any(a.data != c.data)
+
+
+def test_confounders_are_recorded_and_vary():
+    infos = [make_phantom(rng=np.random.default_rng(s), size=32, n_slices=8).info for s in range(60)]
+    conf = [i["confounders"] for i in infos]
+    assert {c["kernel"] for c in conf} == set(phantoms.KERNELS)
+    assert any(c["expiratory"] for c in conf) and not all(c["expiratory"] for c in conf)
+    assert any(c["atelectasis_mm"] > 0 for c in conf) and any(c["contrast"] for c in conf)
+    assert any(c["motion_mm"] > 0 for c in conf)
+    expiratory = [c["lung_hu"] for c in conf if c["expiratory"]]
+    inspiratory = [c["lung_hu"] for c in conf if not c["expiratory"]]
+    assert max(inspiratory) < min(expiratory)  # expiratory lungs are diffusely denser
 
 
 @pytest.mark.parametrize(
@@ -135,189 +216,35 @@ def test_same_rng_state_same_phantom_and_different_seed_differs():
         ({"size": 64.0}, "size"),
         ({"n_slices": 1}, "n_slices"),
         ({"rng": 0}, "rng"),
+        ({"grade": 5}, "grade"),
+        ({"grade": True}, "grade"),
     ],
 )
 def test_make_phantom_rejects_bad_arguments(kwargs, match):
-    args = {"abnormal": False, "rng": np.random.default_rng(0), "size": 64, "n_slices": 4}
+    args = {"grade": 0, "rng": np.random.default_rng(0), "size": 64, "n_slices": 4}
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         make_phantom(**args)
 
 
-# --------------------------------------------------------------------------- generate_dataset
-
-
-def test_layout_numbering_and_metadata(tmp_path):
-    paths = generate_dataset(tmp_path, normal=2, abnormal=3, seed=0, size=32, workers=1,
-                             progress=False)
-    rel = [p.relative_to(tmp_path).as_posix() for p in paths]
-    assert rel == ["CT-0/study_0001.nii.gz", "CT-0/study_0002.nii.gz",
-                   "CT-23/study_0003.nii.gz", "CT-23/study_0004.nii.gz",
-                   "CT-23/study_0005.nii.gz"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["CT-0", "CT-23", "synthetic.json"]
-    meta = json.loads((tmp_path / "synthetic.json").read_text())
-    assert meta["complete"] is True
-    assert (meta["seed"], meta["normal"], meta["abnormal"], meta["size"]) == (0, 2, 3, 32)
-    assert [s["label"] for s in meta["studies"]] == [0, 0, 1, 1, 1]
-    assert [s["severity"] == "none" for s in meta["studies"]] == [True, True, False, False, False]
-    img = nib.load(paths[2])
-    assert img.get_data_dtype() == np.int16
-    assert nib.aff2axcodes(img.affine) == ("L", "P", "S")
-    assert img.shape[:2] == (32, 32) and 30 <= img.shape[2] <= 70
-    np.testing.assert_allclose(img.header.get_zooms(), meta["studies"][2]["spacing_mm"], rtol=1e-6)
-    assert int(img.header["sform_code"]) == 1
-
-
-def test_study_paths_widen_numbers_beyond_9999():
-    rows = study_paths("d", normal=10000, abnormal=1)
-    assert rows[0][0].name == "study_00001.nii.gz"
-    assert rows[-1][0].as_posix() == "d/CT-23/study_10001.nii.gz" and rows[-1][1:] == (1, 1)
-
-
-def test_same_seed_identical_bytes_other_seed_differs(tmp_path):
-    first = generate_dataset(tmp_path / "a", normal=1, abnormal=1, seed=3, size=32, workers=1,
-                             progress=False)
-    again = generate_dataset(tmp_path / "b", normal=1, abnormal=1, seed=3, size=32, workers=1,
-                             progress=False)
-    other = generate_dataset(tmp_path / "c", normal=1, abnormal=1, seed=4, size=32, workers=1,
-                             progress=False)
-    assert [_sha(p) for p in first] == [_sha(p) for p in again]
-    assert all(_sha(p) != _sha(q) for p, q in zip(first, other))
-
-
-def test_output_does_not_depend_on_worker_count(tmp_path):
-    one = generate_dataset(tmp_path / "one", normal=2, abnormal=1, seed=1, size=32, workers=1,
-                           progress=False)
-    two = generate_dataset(tmp_path / "two", normal=2, abnormal=1, seed=1, size=32, workers=2,
-                           progress=False)
-    assert [_sha(p) for p in one] == [_sha(p) for p in two]
-
-
-def test_study_depends_only_on_seed_class_and_index(tmp_path):
-    small = generate_dataset(tmp_path / "s", normal=1, abnormal=1, seed=2, size=32, workers=1,
-                             progress=False)
-    large = generate_dataset(tmp_path / "l", normal=2, abnormal=1, seed=2, size=32, workers=1,
-                             progress=False)
-    assert _sha(small[0]) == _sha(large[0])  # normal study 1
-    assert _sha(small[1]) == _sha(large[2])  # abnormal study 1: study_0002 vs study_0003
-
-
-def test_rerun_with_same_parameters_skips_existing_files(tmp_path, monkeypatch):
-    paths = generate_dataset(tmp_path, normal=1, abnormal=1, seed=0, size=32, workers=1,
-                             progress=False)
-    stamps = [p.stat().st_mtime_ns for p in paths]
-    studies = json.loads((tmp_path / "synthetic.json").read_text())["studies"]
-
-    def fail(*args, **kwargs):
-        raise AssertionError("a study was regenerated")
-
-    monkeypatch.setattr(phantoms, "_write_study", fail)
-    assert generate_dataset(tmp_path, normal=1, abnormal=1, seed=0, size=32, workers=1,
-                            progress=False) == paths
-    assert [p.stat().st_mtime_ns for p in paths] == stamps
-    assert json.loads((tmp_path / "synthetic.json").read_text())["studies"] == studies
-
-
-def test_rerun_completes_an_interrupted_dataset(tmp_path):
-    paths = generate_dataset(tmp_path, normal=2, abnormal=1, seed=0, size=32, workers=1,
-                             progress=False)
-    digest = _sha(paths[1])
-    paths[1].unlink()
-    generate_dataset(tmp_path, normal=2, abnormal=1, seed=0, size=32, workers=1, progress=False)
-    assert _sha(paths[1]) == digest
-
-
-def test_interrupted_run_keeps_its_records_and_resumes(tmp_path, monkeypatch):
-    real_write = phantoms._write_study
-    calls = []
-
-    def flaky(path, label, index, seed, size):
-        calls.append(path)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_write(path, label, index, seed, size)
-
-    monkeypatch.setattr(phantoms, "_write_study", flaky)
-    with pytest.raises(KeyboardInterrupt):
-        generate_dataset(tmp_path, normal=2, abnormal=1, seed=0, size=32, workers=1,
-                         progress=False)
-    meta = json.loads((tmp_path / "synthetic.json").read_text())
-    assert meta["complete"] is False
-    assert [s["path"] for s in meta["studies"]] == ["CT-0/study_0001.nii.gz"]
-    assert not (tmp_path / "CT-0/study_0002.nii.gz").exists()
-    monkeypatch.setattr(phantoms, "_write_study", real_write)
-    generate_dataset(tmp_path, normal=2, abnormal=1, seed=0, size=32, workers=1, progress=False)
-    meta = json.loads((tmp_path / "synthetic.json").read_text())
-    assert meta["complete"] is True and len(calls) == 2
-    assert [s["n_slices"] > 0 for s in meta["studies"]] == [True, True, True]
-
-
-def test_other_parameters_regenerate_and_remove_stale_studies(tmp_path):
-    generate_dataset(tmp_path, normal=3, abnormal=1, seed=0, size=32, workers=1, progress=False)
-    old = _sha(tmp_path / "CT-0/study_0001.nii.gz")
-    paths = generate_dataset(tmp_path, normal=2, abnormal=1, seed=1, size=32, workers=1,
-                             progress=False)
-    on_disk = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.glob("CT-*/*"))
-    assert on_disk == ["CT-0/study_0001.nii.gz", "CT-0/study_0002.nii.gz",
-                       "CT-23/study_0003.nii.gz"]
-    assert _sha(paths[0]) != old
-    assert json.loads((tmp_path / "synthetic.json").read_text())["seed"] == 1
-
-
-def test_refuses_to_overwrite_data_it_did_not_write(tmp_path):
-    (tmp_path / "CT-0").mkdir()
-    real = tmp_path / "CT-0" / "study_0001.nii.gz"
-    real.write_bytes(b"real scan")
-    with pytest.raises(ValueError, match="refusing to overwrite"):
-        generate_dataset(tmp_path, normal=1, abnormal=1, seed=0, size=32, progress=False)
-    assert real.read_bytes() == b"real scan"
-
-
-def test_leaves_no_partial_files(tmp_path):
-    generate_dataset(tmp_path, normal=1, abnormal=1, seed=0, size=32, workers=1, progress=False)
-    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".partial")]
-
-
-@pytest.mark.parametrize(
-    "kwargs, match",
-    [
-        ({"normal": -1}, "normal"),
-        ({"abnormal": 1.5}, "abnormal"),
-        ({"seed": -2}, "seed"),
-        ({"size": 8}, "size"),
-        ({"workers": 0}, "workers"),
-    ],
-)
-def test_generate_dataset_rejects_bad_arguments(tmp_path, kwargs, match):
-    args = {"normal": 1, "abnormal": 1, "seed": 0, "size": 32, "progress": False}
-    args.update(kwargs)
-    with pytest.raises(ValueError, match=match):
-        generate_dataset(tmp_path, **args)
-    assert not any(tmp_path.iterdir())
-
-
 # --------------------------------------------------------------------------- realism
 
 
-def _fractions(data: np.ndarray) -> dict[str, float]:
-    """Share of each HU class among the voxels inside the body (``ctutils.baseline.body_mask``)."""
-    inside = data[body_mask(data)]
-    return {k: float(np.mean((inside >= lo) & (inside < hi))) for k, (lo, hi) in HU_CLASSES.items()}
+def test_hu_class_shares_resemble_the_real_chest_ct(real_ct):
+    # Inside the body, so that the field of view does not count (data/real-ct is cropped to the
+    # body). Measured on 100 normal studies at 256 px the mean distance is 0.100 (docs/phantoms.md).
+    real = body_hu_histogram(np.asanyarray(nib.load(real_ct).dataobj))
+    ours = [body_hu_histogram(make_phantom(grade=0, rng=np.random.default_rng([0, 0, i]),
+                                           size=256).data) for i in range(1, 7)]
+    mean = np.mean(ours, axis=0)
+    names = list(HU_CLASSES)
+    for name, r, m in zip(names, real, mean):
+        assert abs(r - m) <= 0.03, (name, r, m)
+    assert np.mean([js_distance(real, h) for h in ours]) < 0.15
 
 
-def test_hu_class_fractions_resemble_the_real_chest_ct(real_ct):
-    # Inside the body, so that the field of view does not count: data/real-ct is cropped to the
-    # body, which took its whole-volume air share from 47 % to 32 %, while its in-body shares moved
-    # by at most 0.003 from the full-resolution scan's (air 5.6 %, aerated lung 17.8 %, fat 32.7 %,
-    # soft tissue 31.1 %, bone 3.3 %). Air inside the body is lung and airway air, hence its tolerance.
-    real = _fractions(np.asanyarray(nib.load(real_ct).dataobj))
-    ours = [
-        _fractions(make_phantom(abnormal=bool(i % 2), rng=np.random.default_rng([0, i % 2, i]),
-                                size=128)[0])
-        for i in range(4)
-    ]
-    mean = {k: float(np.mean([f[k] for f in ours])) for k in HU_CLASSES}
-    tolerance = {"air (< -900)": 0.06, "aerated lung (-900..-700)": 0.06, "fat (-150..-30)": 0.10,
-                 "soft tissue (-30..150)": 0.10, "bone (>= 300)": 0.015}
-    for k in HU_CLASSES:
-        assert abs(mean[k] - real[k]) <= tolerance[k], (k, mean[k], real[k])
+def test_body_mask_of_a_phantom_encloses_its_lungs():
+    p = _phantom(seed=4, size=96, n_slices=12)
+    body = body_mask(p.data)
+    assert body[p.lung_mask].all()
+    assert not body[0, 0, :].any()

@@ -2,7 +2,7 @@
 
 ::
 
-    python -m ctutils data synth --out DIR --normal N --abnormal N --seed S [--size 512]
+    python -m ctutils data synth --out DIR --normal N --abnormal N --seed S [--size 512] [--layout keras-example|full] [--grades G ...]
     python -m ctutils data download --dataset NAME --dest DIR [--registry FILE]
     python -m ctutils data preprocess --src DIR --out CACHE [--shape X Y Z] [--preset keras-example] [--strict]
     python -m ctutils data info PATH
@@ -51,13 +51,17 @@ def _non_negative(text: str) -> int:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from ctutils.phantoms import generate_dataset
+    from collections import Counter
+
+    from ctutils.synthetic import generate_dataset
 
     paths = generate_dataset(
         args.out, normal=args.normal, abnormal=args.abnormal, seed=args.seed, size=args.size,
-        workers=args.workers, progress=not args.quiet,
+        layout=args.layout, grades=args.grades, workers=args.workers, progress=not args.quiet,
     )
-    print(f"{args.out}: {len(paths)} synthetic studies ({args.normal} normal in CT-0, {args.abnormal} abnormal in CT-23)")
+    folders = Counter(p.parent.name for p in paths)
+    summary = ", ".join(f"{n} in {folder}" for folder, n in sorted(folders.items()))
+    print(f"{args.out}: {len(paths)} synthetic studies ({summary}), lesion masks in {args.out / 'masks'}")
     return 0
 
 
@@ -225,11 +229,16 @@ def build_parser() -> argparse.ArgumentParser:
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
     synth = data_commands.add_parser("synth", help="generate the embedded synthetic dataset (CT phantoms)")
-    synth.add_argument("--out", required=True, type=Path, help="dataset folder to write (CT-0/, CT-23/)")
+    synth.add_argument("--out", required=True, type=Path, help="dataset folder to write (CT-0/, CT-23/ or CT-1/ … CT-4/, masks/)")
     synth.add_argument("--normal", required=True, type=_non_negative, help="number of normal studies (CT-0)")
-    synth.add_argument("--abnormal", required=True, type=_non_negative, help="number of abnormal studies (CT-23)")
+    synth.add_argument("--abnormal", required=True, type=_non_negative, help="number of abnormal studies (CT-23, or CT-1 … CT-4)")
     synth.add_argument("--seed", required=True, type=int, help="same seed, identical files")
     synth.add_argument("--size", type=_positive, default=512, help="in-plane size in voxels (default 512, as MosMedData)")
+    synth.add_argument("--layout", default="keras-example",
+                       help="keras-example (default): CT-0 and CT-23 (CT-2 and CT-3 disease), as in the Keras example; "
+                            "full: CT-0 … CT-4 in MosMedData's proportions")
+    synth.add_argument("--grades", type=int, nargs="+", default=None, metavar="G",
+                       help="only these grades for the abnormal studies, e.g. --layout full --grades 1 (CT-0 against CT-1)")
     synth.add_argument("--workers", type=_positive, default=None, help="processes (default: all cores)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
     synth.set_defaults(func=_data_synth)

@@ -477,7 +477,8 @@ def course_config(
 
 def _synthetic_complete(cfg: CourseConfig) -> bool:
     """True when ``synthetic.json`` says the generator finished this profile's dataset and every study exists."""
-    from ctutils.phantoms import METADATA_NAME, PHANTOM_VERSION
+    from ctutils.phantoms import PHANTOM_VERSION
+    from ctutils.synthetic import METADATA_NAME
 
     path = cfg.data_dir / METADATA_NAME
     try:
@@ -499,7 +500,7 @@ def ensure_dataset(cfg: CourseConfig, *, progress: bool = True) -> Path:
     """Make sure the dataset folder holds the data; cheap when it does.
 
     Synthetic: nothing when ``synthetic.json`` records this profile's complete dataset, else
-    :func:`ctutils.phantoms.generate_dataset` (which skips the studies that exist).
+    :func:`ctutils.synthetic.generate_dataset` (which skips the studies that exist).
     MosMedData: :func:`ctutils.download.download_dataset` (it returns at once when the data is
     extracted or placed by hand; offline, its error says how to place the files by hand).
 
@@ -511,7 +512,7 @@ def ensure_dataset(cfg: CourseConfig, *, progress: bool = True) -> Path:
     if cfg.dataset == "synthetic":
         if _synthetic_complete(cfg):
             return cfg.data_dir
-        from ctutils.phantoms import generate_dataset
+        from ctutils.synthetic import generate_dataset
 
         p = cfg.profile
         generate_dataset(cfg.data_dir, normal=p.n_normal, abnormal=p.n_abnormal, seed=p.data_seed,

@@ -37,6 +37,9 @@ __all__ = [
     "is_scan_file",
     "list_scans",
     "load_registry",
+    "MASKS_FOLDER",
+    "mask_path",
+    "SYNTHETIC_MARKER",
 ]
 
 KINDS = ("download", "manual", "synthetic")
@@ -50,7 +53,11 @@ _ENTRY_REQUIRED = {
     "name", "description", "kind", "files", "class_folders", "label_mappings",
     "default_mapping", "class_names",
 }
-_ENTRY_OPTIONAL = {"licence", "homepage", "citation", "expected_counts", "notes"}
+_ENTRY_OPTIONAL = {"licence", "homepage", "citation", "expected_counts", "notes", "layouts"}
+#: MosMedData keeps lesion masks beside the class folders: ``<root>/masks/<study>_mask.nii.gz``.
+MASKS_FOLDER = "masks"
+#: The file the phantom generator writes at the root of a synthetic dataset.
+SYNTHETIC_MARKER = "synthetic.json"
 _FILE_REQUIRED = {"url", "filename", "size", "sha256", "folder"}
 
 
@@ -111,6 +118,10 @@ class DatasetSpec:
         For each mapping, the name of label ``k`` at position ``k``.
     expected_counts : dict of str to int or None
         Number of studies per class folder in the published dataset, if fixed.
+    layouts : dict of str to tuple of str, or None
+        For a dataset that comes in several layouts (the synthetic one: ``keras-example`` with
+        CT-0 and CT-23, ``full`` with CT-0 … CT-4), the class folders of each; a folder on disk
+        holds one of them (:meth:`layout_of`). None: one layout, ``class_folders``.
     source : Path or None
         Registry file the entry was read from (for error messages).
     """
@@ -127,6 +138,7 @@ class DatasetSpec:
     default_mapping: str
     class_names: dict[str, tuple[str, ...]]
     expected_counts: dict[str, int] | None = None
+    layouts: dict[str, tuple[str, ...]] | None = None
     source: Path | None = field(default=None, compare=False)
 
     def __hash__(self) -> int:  # the dict fields are never mutated; hash the identity fields
@@ -151,6 +163,27 @@ class DatasetSpec:
         """
         table = self.label_mappings[self._mapping_name(mapping)]
         return {folder: table[folder] for folder in self.class_folders if folder in table}
+
+    def layout_of(self, root: str | os.PathLike[str]) -> tuple[str, tuple[str, ...]]:
+        """The layout (name, class folders) of a dataset folder: the first of :attr:`layouts`
+        that contains every class folder present (``("default", class_folders)`` without layouts).
+
+        Raises
+        ------
+        DatasetError
+            The folders present fit no single layout (e.g. both ``CT-23`` and ``CT-1``).
+        """
+        if not self.layouts:
+            return "default", self.class_folders
+        present = {p.name for p in Path(root).iterdir() if p.is_dir()} & set(self.class_folders)
+        for name, folders in self.layouts.items():
+            if present <= set(folders):
+                return name, folders
+        known = "; ".join(f"{n}: {', '.join(f)}" for n, f in self.layouts.items())
+        raise DatasetError(
+            f"{root}: the class folders {', '.join(sorted(present))} fit no layout of dataset "
+            f"{self.name!r} ({known})"
+        )
 
     def names(self, mapping: str | None = None) -> tuple[str, ...]:
         """Class names of ``mapping``: position ``k`` names label ``k``.
@@ -319,6 +352,7 @@ def _parse_entry(where: str, raw: Any, source: Path) -> DatasetSpec:
             raise _fail(where, f"'expected_counts' must map class folders to counts >= 0, got {counts!r}")
         counts = dict(counts)
 
+    layouts = _parse_layouts(where, raw.get("layouts"), folders)
     return DatasetSpec(
         name=name,
         description=raw["description"],
@@ -332,8 +366,19 @@ def _parse_entry(where: str, raw: Any, source: Path) -> DatasetSpec:
         default_mapping=default,
         class_names=class_names,
         expected_counts=counts,
+        layouts=layouts,
         source=source,
     )
+
+
+def _parse_layouts(where: str, raw: Any, folders: tuple[str, ...]) -> dict[str, tuple[str, ...]] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw or not all(
+        isinstance(v, list) and v and all(f in folders for f in v) for v in raw.values()
+    ):
+        raise _fail(where, f"'layouts' must map layout names to lists of class folders, got {raw!r}")
+    return {str(name): tuple(v) for name, v in raw.items()}
 
 
 def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, DatasetSpec]:
@@ -507,7 +552,7 @@ def list_scans(
     root = Path(root)
     _check_root(root)
     spec = _resolve_spec(spec, root)
-    classes = spec.classes(mapping)
+    classes = _layout_classes(spec, root, mapping)
     names = spec.names(mapping)
     scans: list[Scan] = []
     for folder, label in classes.items():
@@ -522,6 +567,23 @@ def list_scans(
             raise DatasetError(f"{path}: class folder {folder!r} holds no .nii or .nii.gz scan")
         scans.extend(Scan(path=p, label=label, class_name=names[label], folder=folder) for p in files)
     return scans
+
+
+def _layout_classes(spec: DatasetSpec, root: Path, mapping: str | None) -> dict[str, int]:
+    """The class folders to list under ``mapping``: all of the mapping's for a one-layout dataset;
+    for one with layouts, those of the folder's layout that exist (its first, CT-0, always)."""
+    classes = spec.classes(mapping)
+    if not spec.layouts:
+        return classes
+    layout, folders = spec.layout_of(root)
+    present = [f for f in folders if (root / f).is_dir() or f == folders[0]]
+    uncovered = [f for f in present if f not in classes]
+    if uncovered:
+        raise DatasetError(
+            f"{root}: label mapping {spec._mapping_name(mapping)!r} of dataset {spec.name!r} has no "
+            f"label for {', '.join(uncovered)} (layout {layout!r}); choose another mapping"
+        )
+    return {f: classes[f] for f in present}
 
 
 def class_counts(scans: Iterable[Scan]) -> dict[str, int]:
@@ -546,10 +608,11 @@ def detect_dataset(
 ) -> DatasetSpec:
     """Guess the dataset of a folder from the class folders it holds.
 
-    The registry entries whose class folders overlap most with the sub-folders of ``root`` win;
-    among entries with the same layout the first one in the registry is taken. With the shipped
-    registry: ``CT-23`` present → ``mosmeddata-ct0-ct23`` (the synthetic dataset has the same
-    layout and labels); any of ``CT-1`` … ``CT-4`` → ``mosmeddata-full``.
+    A folder with the phantom generator's ``synthetic.json`` is the registry's synthetic dataset.
+    Otherwise the other entries whose class folders overlap most with the sub-folders of ``root``
+    win; among entries with the same layout the first one in the registry is taken. With the
+    shipped registry: ``CT-23`` present → ``mosmeddata-ct0-ct23``; any of ``CT-1`` … ``CT-4`` →
+    ``mosmeddata-full``.
 
     Raises
     ------
@@ -568,7 +631,11 @@ def detect_dataset(
     """
     root = Path(root)
     _check_root(root)
-    specs = _as_registry(registry)
+    specs = dict(_as_registry(registry))
+    synthetic = {n: s for n, s in specs.items() if s.kind == "synthetic"}
+    if synthetic and (root / SYNTHETIC_MARKER).is_file():
+        return next(iter(synthetic.values()))
+    specs = {n: s for n, s in specs.items() if s.kind != "synthetic"} or specs
     present = {p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")}
     scores = {name: len(present & set(spec.class_folders)) for name, spec in specs.items()}
     best = max(scores.values(), default=0)
@@ -589,6 +656,19 @@ def detect_dataset(
             f"{options}; add the missing class folders or name the dataset explicitly"
         )
     return winners[0]
+
+
+def mask_path(study: str | os.PathLike[str]) -> Path:
+    """Where MosMedData keeps the lesion mask of a study: ``<root>/masks/<name>_mask.nii.gz``.
+
+    Examples
+    --------
+    >>> mask_path("d/CT-23/study_0003.nii.gz").as_posix()
+    'd/masks/study_0003_mask.nii.gz'
+    """
+    study = Path(study)
+    stem = study.name.removesuffix(".gz").removesuffix(".nii")
+    return study.parent.parent / MASKS_FOLDER / f"{stem}_mask.nii.gz"
 
 
 def expected_layout(spec: DatasetSpec, dest: str | os.PathLike[str]) -> str:

@@ -16,7 +16,8 @@ from ctutils.baseline import (
     lung_mask,
     predict_with_threshold,
 )
-from ctutils.phantoms import generate_dataset, make_phantom
+from ctutils.phantoms import make_phantom
+from ctutils.synthetic import generate_dataset
 
 
 def _toy_chest() -> np.ndarray:
@@ -136,8 +137,8 @@ def test_ggo_fraction_rejects_bad_input(kwargs, match):
 
 
 def test_ggo_fraction_higher_for_abnormal_phantom_of_same_anatomy():
-    normal = make_phantom(abnormal=False, rng=np.random.default_rng(11), size=96, n_slices=16)[0]
-    abnormal = make_phantom(abnormal=True, rng=np.random.default_rng(11), size=96, n_slices=16)[0]
+    normal = make_phantom(grade=0, rng=np.random.default_rng(11), size=96, n_slices=16).data
+    abnormal = make_phantom(grade=2, rng=np.random.default_rng(11), size=96, n_slices=16).data
     assert ggo_fraction(abnormal) > ggo_fraction(normal)
 
 

@@ -53,7 +53,7 @@ def add_garbage(src: Path) -> Path:
     [
         (["--help"], ["data", "train", "evaluate", "predict", "course"]),
         (["data", "--help"], ["synth", "download", "preprocess", "info"]),
-        (["data", "synth", "--help"], ["--out", "--normal", "--abnormal", "--seed", "--size"]),
+        (["data", "synth", "--help"], ["--out", "--normal", "--abnormal", "--seed", "--size", "--layout", "--grades"]),
         (["data", "download", "--help"], ["--dataset", "--dest", "--registry"]),
         (["data", "preprocess", "--help"], ["--src", "--out", "--shape", "--preset", "keras-example", "--strict"]),
         (["data", "info", "--help"], ["path", "--json"]),
@@ -248,15 +248,42 @@ def test_download_unknown_dataset_or_registry_exits_2(tmp_path, capsys):
 
 
 def test_synth_then_preprocess(tmp_path, capsys):
-    pytest.importorskip("ctutils.phantoms")
     data = tmp_path / "data"
     argv = ["data", "synth", "--out", str(data), "--normal", "2", "--abnormal", "2", "--seed", "0", "--size", "64", "--workers", "1", "--quiet"]
     assert main(argv) == 0
-    assert capsys.readouterr().out.startswith(f"{data}: 4 synthetic studies")
+    assert capsys.readouterr().out == f"{data}: 4 synthetic studies (2 in CT-0, 2 in CT-23), lesion masks in {data / 'masks'}\n"
     assert len(list((data / "CT-0").glob("*.nii.gz"))) == 2
     assert len(list((data / "CT-23").glob("*.nii.gz"))) == 2
+    assert len(list((data / "masks").glob("*_mask.nii.gz"))) == 2
     assert main(["data", "preprocess", "--src", str(data), "--out", str(tmp_path / "cache"), *SMALL]) == 0
     assert "4 volumes of (8, 8, 4), 0 skipped" in capsys.readouterr().out
+    assert (tmp_path / "cache" / "masks.npy").is_file()  # masks/ is not a class folder, its masks are cached
+
+
+def test_synth_full_layout(tmp_path, capsys):
+    data = tmp_path / "data"
+    argv = ["data", "synth", "--out", str(data), "--normal", "1", "--abnormal", "4", "--seed", "0", "--size", "32",
+            "--workers", "1", "--quiet", "--layout", "full"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith(f"{data}: 5 synthetic studies (1 in CT-0, 1 in CT-1, 1 in CT-2, 1 in CT-3, 1 in CT-4)")
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--layout", "mosmed"], "error: layout: unknown layout 'mosmed'; choose one of keras-example, full\n"),
+        (["--layout", "full", "--grades", "1", "2", "3"],
+         "error: abnormal: 2 studies cannot cover the 3 grades asked for (CT-1, CT-2, CT-3); use --abnormal 3 or more\n"),
+        (["--grades", "1"],
+         "error: grades: [1] do not fit layout 'keras-example', whose abnormal grades are 2, 3\n"),
+    ],
+)
+def test_synth_bad_layout_and_grades_give_one_line_errors(tmp_path, capsys, extra, message):
+    argv = ["data", "synth", "--out", str(tmp_path / "d"), "--normal", "1", "--abnormal", "2", "--seed", "0",
+            "--size", "32", "--quiet", *extra]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == message
+    assert not (tmp_path / "d").exists()
 
 
 # --- no TensorFlow ---------------------------------------------------------------------------

@@ -65,8 +65,12 @@ def test_shipped_registry_entries():
     assert full.names("severity") == ("normal", "mild", "moderate", "severe", "critical")
 
     synthetic = registry["synthetic"]
-    assert (synthetic.kind, synthetic.class_folders) == ("synthetic", ("CT-0", "CT-23"))
-    assert synthetic.classes() == subset.classes()
+    assert synthetic.kind == "synthetic"
+    assert synthetic.layouts == {"keras-example": ("CT-0", "CT-23"), "full": full.class_folders}
+    # the label mappings of the real ones: binary CT-0 against the rest, and severity 0-4
+    assert synthetic.classes("binary") == {**full.classes("binary"), "CT-23": 1}
+    assert synthetic.classes("severity") == full.classes("severity")
+    assert synthetic.names("severity") == full.names("severity")
 
 
 def test_get_dataset_unknown_name_lists_the_known_ones():
@@ -274,6 +278,31 @@ def test_class_counts_is_ordered_by_label():
 
 
 # --------------------------------------------------------------------------- detection
+
+
+def test_a_folder_with_synthetic_json_is_the_synthetic_dataset(tmp_path):
+    for folder in ("CT-0", "CT-23"):
+        (tmp_path / folder).mkdir()
+    assert detect_dataset(tmp_path).name == "mosmeddata-ct0-ct23"
+    (tmp_path / "synthetic.json").write_text("{}")
+    spec = detect_dataset(tmp_path)
+    assert spec.name == "synthetic" and spec.layout_of(tmp_path)[0] == "keras-example"
+
+
+def test_synthetic_layout_errors_name_the_folders(tmp_path):
+    for folder in ("CT-0", "CT-23", "CT-1"):
+        (tmp_path / folder).mkdir()
+    with pytest.raises(DatasetError, match=r"CT-0, CT-1, CT-23 fit no layout of dataset 'synthetic'"):
+        get_dataset("synthetic").layout_of(tmp_path)
+
+
+def test_layouts_must_name_class_folders(tmp_path):
+    raw = json.loads(default_registry_path().read_text())
+    raw["datasets"][2]["layouts"] = {"odd": ["CT-9"]}
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(DatasetError, match="'layouts' must map layout names to lists of class folders"):
+        load_registry(path)
 
 
 def test_detect_reference_subset(tmp_path):

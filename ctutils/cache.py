@@ -4,7 +4,13 @@ Layout of a cache folder (chapter 02)::
 
     CACHE/volumes.npy     (N, X, Y, Z) float32 in [0, 1]; np.load(..., mmap_mode="r")
     CACHE/manifest.csv    one row per source scan, skipped ones included:
-                          path, label, class_name, split, index, error, original_shape, spacing_mm
+                          path, label, class_name, split, index, error, original_shape, spacing_mm,
+                          mask, mask_error
+    CACHE/masks.npy       (N, X, Y, Z) float16 in [0, 1], only when the dataset has lesion masks
+                          (``<src>/masks/study_XXXX_mask.nii.gz``, MosMedData's layout): each
+                          mask resized like its scan, rows aligned with ``volumes.npy``; zeros
+                          where ``mask`` is empty (no mask, or ``mask_error`` says why it was
+                          skipped)
     CACHE/cache.json      preprocessing config, cache key, class names, counts — written last
 
 ``index`` is the scan's row in ``volumes.npy`` (empty for a skipped scan); ``error`` is empty
@@ -37,16 +43,18 @@ from typing import Any
 import numpy as np
 
 from ctutils.atomic import atomic_path, partial_name
-from ctutils.preprocess import PreprocessConfig, preprocess_file
+from ctutils.datasets import mask_path
+from ctutils.preprocess import PreprocessConfig, preprocess_file, preprocess_mask
 from ctutils.splits import SPLITS, stratified_split
 
 __all__ = ["CACHE_VERSION", "Cache", "CacheError", "build_cache", "open_cache", "write_cache"]
 
 CACHE_VERSION = 1
 VOLUMES = "volumes.npy"
+MASKS = "masks.npy"
 MANIFEST = "manifest.csv"
 INFO = "cache.json"
-COLUMNS = ("path", "label", "class_name", "split", "index", "error", "original_shape", "spacing_mm")
+COLUMNS = ("path", "label", "class_name", "split", "index", "error", "original_shape", "spacing_mm", "mask", "mask_error")
 
 
 class CacheError(ValueError):
@@ -71,6 +79,9 @@ class Cache:
         Name of label k at position k.
     info : dict
         Contents of ``cache.json``.
+    masks : np.ndarray or None
+        Read-only memory map (N, X, Y, Z) float16 of the lesion masks, rows aligned with
+        :attr:`volumes`; None when the dataset had no masks.
     """
 
     root: Path
@@ -79,6 +90,7 @@ class Cache:
     config: PreprocessConfig
     class_names: tuple[str, ...]
     info: dict[str, Any]
+    masks: np.ndarray | None = None
 
     def _rows(self, split: str | None) -> list[dict[str, Any]]:
         if split is not None and split not in SPLITS:
@@ -97,6 +109,10 @@ class Cache:
     def paths(self, split: str | None = None) -> list[Path]:
         """Source files aligned with :meth:`indices`."""
         return [Path(r["path"]) for r in self._rows(split)]
+
+    def has_mask(self, split: str | None = None) -> np.ndarray:
+        """True where the row aligned with :meth:`indices` has a lesion mask in :attr:`masks`."""
+        return np.array([r.get("mask") == "1" for r in self._rows(split)], dtype=bool)
 
     @property
     def skipped(self) -> list[dict[str, Any]]:
@@ -175,7 +191,16 @@ def open_cache(root: str | os.PathLike[str]) -> Cache:
             )
         if record["index"] is not None and record["split"] not in SPLITS:
             raise CacheError(f"{manifest_path}: split {record['split']!r} of {record['path']} is not one of {SPLITS}")
-    return Cache(root=root, volumes=volumes, records=records, config=config, class_names=class_names, info=info)
+    masks = None
+    if info.get("masks"):
+        masks_path = root / MASKS
+        try:
+            masks = np.load(masks_path, mmap_mode="r")
+        except (OSError, ValueError) as error:
+            raise CacheError(f"{masks_path}: cannot read the lesion masks ({error})") from error
+        if masks.shape != volumes.shape or masks.dtype != np.float16:
+            raise CacheError(f"{masks_path}: holds {masks.dtype} {tuple(masks.shape)}, expected float16 {tuple(volumes.shape)}")
+    return Cache(root=root, volumes=volumes, records=records, config=config, class_names=class_names, info=info, masks=masks)
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
@@ -192,12 +217,18 @@ def _write_manifest(path: Path, records: Iterable[dict[str, Any]]) -> None:
                 writer.writerow({k: "" if record.get(k) is None else record[k] for k in COLUMNS})
 
 
-def _install(root: Path, volumes_tmp: Path, records: list[dict[str, Any]], info: dict[str, Any]) -> None:
-    """Move a finished volumes file into place, then the manifest, then the marker."""
+def _install(root: Path, volumes_tmp: Path, records: list[dict[str, Any]], info: dict[str, Any], masks_tmp: Path | None = None) -> None:
+    """Move finished volumes (and masks) files into place, then the manifest, then the marker."""
     root.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
         (root / INFO).unlink()  # the old cache is invalid from here on
     os.replace(volumes_tmp, root / VOLUMES)
+    info["masks"] = masks_tmp is not None
+    if masks_tmp is not None:
+        os.replace(masks_tmp, root / MASKS)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            (root / MASKS).unlink()
     _write_manifest(root / MANIFEST, records)
     _write_json(root / INFO, info)
 
@@ -280,6 +311,10 @@ def _cache_key(config: PreprocessConfig, scans: Sequence[Any], root: Path, *, ma
     for scan in scans:
         stat = scan.path.stat()
         digest.update(f"{scan.path.resolve()}\0{scan.label}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        mask = mask_path(scan.path)
+        if mask.is_file():
+            stat = mask.stat()
+            digest.update(f"mask\0{mask.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()[:24]
 
 
@@ -291,34 +326,72 @@ def _cached(root: Path, key: str) -> Cache | None:
     return cache if cache.info.get("key") == key else None
 
 
-def _create_npy(path: Path, shape: tuple[int, ...]) -> int:
-    """Write the header of a float32 ``.npy`` of ``shape`` and size the file; return the data offset."""
-    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False, "shape": shape}
+def _create_npy(path: Path, shape: tuple[int, ...], dtype: type = np.float32) -> int:
+    """Write the header of a ``.npy`` of ``shape`` and ``dtype`` and size the file; return the data offset."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape}
     with open(path, "wb") as handle:
         np.lib.format.write_array_header_1_0(handle, header)
         offset = handle.tell()
-        handle.truncate(offset + int(np.prod(shape)) * 4)
+        handle.truncate(offset + int(np.prod(shape)) * np.dtype(dtype).itemsize)
     return offset
 
 
-def _work(task: tuple[int, str, PreprocessConfig]) -> tuple[int, np.ndarray | None, dict[str, str]]:
-    """Preprocess one scan in a worker; an error becomes a message, not a crash of the batch."""
-    position, path, config = task
+class _Rows:
+    """A ``.npy`` file being filled one row at a time with plain writes at each row's offset."""
+
+    def __init__(self, path: Path, shape: tuple[int, ...], dtype: type) -> None:
+        self.path, self.shape, self.dtype = path, shape, np.dtype(dtype)
+        self.offset = _create_npy(path, shape, dtype)
+        self.row_bytes = int(np.prod(shape[1:])) * self.dtype.itemsize
+        self.handle = open(path, "r+b")
+
+    def write(self, row: int, array: np.ndarray) -> None:
+        self.handle.seek(self.offset + row * self.row_bytes)
+        self.handle.write(np.ascontiguousarray(array, dtype=self.dtype).tobytes())
+
+    def close(self) -> None:
+        self.handle.close()
+
+    def keep(self, rows: Sequence[int], final: Path) -> None:
+        """Write ``final`` holding only ``rows``, in that order, one row at a time (bounded memory)."""
+        self.close()
+        if len(rows) == self.shape[0]:
+            os.replace(self.path, final)
+            return
+        out = _Rows(final, (len(rows), *self.shape[1:]), self.dtype.type)
+        with open(self.path, "rb") as source:
+            for row, position in enumerate(rows):
+                source.seek(self.offset + position * self.row_bytes)
+                out.write(row, np.frombuffer(source.read(self.row_bytes), dtype=self.dtype))
+        out.close()
+
+
+def _work(task: tuple[int, str, PreprocessConfig, str | None]) -> tuple[int, np.ndarray | None, dict[str, str], np.ndarray | None]:
+    """Preprocess one scan (and its mask) in a worker; an error becomes a message, not a crash of
+    the batch. A bad mask is reported in ``mask_error`` and skipped; the scan is kept."""
+    position, path, config, mask = task
     try:
         array, volume = preprocess_file(path, config=config)
     except Exception as error:  # noqa: BLE001 - any failure of one scan is reported, the batch goes on
         reason = str(error).removeprefix(f"{path}: ")
         if not isinstance(error, ValueError):
             reason = f"{type(error).__name__}: {reason}"
-        return position, None, {"error": reason}
+        return position, None, {"error": reason}, None
     meta = {
         "original_shape": "x".join(str(n) for n in volume.original_shape),
         "spacing_mm": "x".join(f"{s:.4g}" for s in volume.spacing_mm),
     }
-    return position, array, meta
+    mask_array = None
+    if mask is not None:
+        try:
+            mask_array = preprocess_mask(mask, volume=volume, config=config)
+            meta["mask"] = "1"
+        except ValueError as error:
+            meta["mask_error"] = str(error)
+    return position, array, meta, mask_array
 
 
-def _run(tasks: list[tuple[int, str, PreprocessConfig]], workers: int) -> Iterable[tuple[int, np.ndarray | None, dict[str, str]]]:
+def _run(tasks: list[tuple[int, str, PreprocessConfig, str | None]], workers: int) -> Iterable[tuple[int, np.ndarray | None, dict[str, str], np.ndarray | None]]:
     """Yield results as they finish, with at most ``2 * workers`` scans in flight."""
     if workers <= 1:
         yield from map(_work, tasks)
@@ -336,6 +409,30 @@ def _run(tasks: list[tuple[int, str, PreprocessConfig]], workers: int) -> Iterab
                     yield future.result()
         for future in cf.as_completed(pending):
             yield future.result()
+
+
+def _preprocess_rows(tasks: list[tuple[int, str, PreprocessConfig, str | None]], workers: int, records: list[dict[str, Any]],
+                     staging: dict[str, _Rows], *, strict: bool, progress: bool) -> None:
+    """Run the tasks, writing each scan's row (and mask row) at its position and its facts into ``records``."""
+    bar = _progress(len(tasks), enabled=progress)
+    try:
+        for position, array, meta, mask in _run(tasks, workers):
+            records[position].update(meta)
+            path = tasks[position][1]
+            if array is None:
+                message = f"{path}: {meta['error']}"
+                if strict:
+                    raise PreprocessError(message)
+                _report(bar, f"skipped {message}")
+            else:
+                staging["volumes"].write(position, array)
+                if mask is not None:
+                    staging["masks"].write(position, mask)
+                elif meta.get("mask_error"):
+                    _report(bar, f"skipped the mask of {path}: {meta['mask_error']}")
+            bar.update(1)
+    finally:
+        bar.close()
 
 
 class PreprocessError(ValueError):
@@ -400,55 +497,37 @@ def build_cache(
 
     workers = workers or _available_cores()
     out.mkdir(parents=True, exist_ok=True)
-    tmp = partial_name(out / VOLUMES)
-    kept_tmp = partial_name(out / VOLUMES)
     records: list[dict[str, Any]] = [
         {"path": str(s.path.resolve()), "label": s.label, "class_name": s.class_name, "split": "", "index": None, "error": ""}
         for s in scans
     ]
-    row_bytes = int(np.prod(config.shape)) * 4
+    masks = [mask_path(s.path) for s in scans]
+    with_masks = any(m.is_file() for m in masks)
+    tasks = [(i, str(s.path), config, str(m) if m.is_file() else None) for i, (s, m) in enumerate(zip(scans, masks))]
+    staging = {"volumes": _Rows(partial_name(out / VOLUMES), (len(scans), *config.shape), np.float32)}
+    if with_masks:
+        staging["masks"] = _Rows(partial_name(out / MASKS), (len(scans), *config.shape), np.float16)
+    finals = {name: partial_name(out / (VOLUMES if name == "volumes" else MASKS)) for name in staging}
     try:
-        offset = _create_npy(tmp, (len(scans), *config.shape))
-        tasks = [(i, str(s.path), config) for i, s in enumerate(scans)]
-        bar = _progress(len(tasks), enabled=progress)
-        try:
-            with open(tmp, "r+b") as staging:
-                for position, array, meta in _run(tasks, workers):
-                    records[position].update(meta)
-                    if array is None:
-                        message = f"{scans[position].path}: {meta['error']}"
-                        if strict:
-                            raise PreprocessError(message)
-                        _report(bar, f"skipped {message}")
-                    else:
-                        staging.seek(offset + position * row_bytes)
-                        staging.write(np.ascontiguousarray(array, dtype=np.float32).tobytes())
-                    bar.update(1)
-        finally:
-            bar.close()
+        _preprocess_rows(tasks, workers, records, staging, strict=strict, progress=progress)
         kept = [i for i, r in enumerate(records) if not r["error"]]
         if not kept:
             raise PreprocessError(f"{src}: none of the {len(scans)} scans could be preprocessed; see the errors above")
         for row, position in enumerate(kept):
             records[position]["index"] = row
-        if len(kept) == len(scans):
-            os.replace(tmp, kept_tmp)
-        else:  # compact the kept rows into the final array, one volume at a time (bounded memory)
-            final_offset = _create_npy(kept_tmp, (len(kept), *config.shape))
-            with open(tmp, "rb") as source, open(kept_tmp, "r+b") as final:
-                for row, position in enumerate(kept):
-                    source.seek(offset + position * row_bytes)
-                    final.seek(final_offset + row * row_bytes)
-                    final.write(source.read(row_bytes))
+        for name, rows in staging.items():
+            rows.keep(kept, finals[name])
         rel = [str(scans[i].path.relative_to(src)) for i in kept]
         splits = stratified_split([records[i]["label"] for i in kept], keys=rel, seed=seed, fractions=fractions)
         for position, split in zip(kept, splits):
             records[position]["split"] = split
         info = _info(config, class_names, records, key=key, source=str(src.resolve()))
         info.update({"mapping": mapping_name, "seed": seed, "fractions": list(fractions)})
-        _install(out, kept_tmp, records, info)
+        _install(out, finals["volumes"], records, info, finals.get("masks"))
     finally:
-        for path in (tmp, kept_tmp):
+        for rows in staging.values():
+            rows.close()
+        for path in [r.path for r in staging.values()] + list(finals.values()):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
     cache = open_cache(out)

@@ -24,7 +24,7 @@ import numpy as np
 from ctutils.atomic import atomic_path
 from ctutils.orientation import axcodes, ras_view
 
-__all__ = ["Volume", "VolumeError", "load_volume", "save_volume"]
+__all__ = ["Volume", "VolumeError", "load_mask", "load_volume", "save_volume"]
 
 
 class VolumeError(ValueError):
@@ -173,6 +173,58 @@ def load_volume(path: str | Path, *, canonical: bool = True, dtype: type = np.fl
         original_axcodes=original_codes,
         canonical=canonical,
     )
+
+
+def load_mask(path: str | Path, *, like: Volume) -> np.ndarray:
+    """Read a lesion mask (MosMedData's ``masks/study_XXXX_mask.nii.gz``) aligned with its scan.
+
+    The mask is reoriented exactly as ``like`` was (canonical RAS+ or as stored), so that voxel
+    ``[i, j, k]`` of the result belongs to voxel ``[i, j, k]`` of ``like.data``.
+
+    Parameters
+    ----------
+    path : str or Path
+        A ``.nii`` / ``.nii.gz`` file of the scan's shape and affine; non-zero voxels are lesion.
+    like : Volume, keyword-only
+        The scan, from :func:`load_volume`.
+
+    Returns
+    -------
+    np.ndarray
+        float32 (X, Y, Z), 1.0 inside lesions and 0.0 elsewhere, the shape of ``like.data``.
+
+    Raises
+    ------
+    VolumeError
+        Naming the mask file, when it cannot be read or its shape or affine differs from the
+        scan's.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> affine = np.diag([-1.0, -1.0, 2.0, 1.0])
+    >>> save_volume(folder / "scan.nii.gz", np.arange(24, dtype=np.int16).reshape(2, 3, 4), affine)
+    >>> mask = np.zeros((2, 3, 4), dtype=np.uint8); mask[1, 2, 0] = 1
+    >>> save_volume(folder / "mask.nii.gz", mask, affine)
+    >>> scan = load_volume(folder / "scan.nii.gz")
+    >>> load_mask(folder / "mask.nii.gz", like=scan)[0, 0, 0]   # flipped like the scan
+    np.float32(1.0)
+    """
+    path = Path(path)
+    image = _open_image(path)
+    shape = _check_shape(tuple(int(n) for n in image.shape), path)
+    if shape != tuple(like.original_shape[:3]):
+        raise VolumeError(f"{path}: mask shape {shape} differs from its scan's "
+                          f"{tuple(like.original_shape[:3])} ({like.path})")
+    data = _read_data(image, path).reshape(shape)
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if like.canonical:
+        data, affine = ras_view(data, affine)
+    if not np.allclose(affine, like.affine, atol=1e-3):
+        raise VolumeError(f"{path}: mask affine differs from its scan's ({like.path}): "
+                          f"{np.round(affine[:3], 3).tolist()} vs {np.round(like.affine[:3], 3).tolist()}")
+    return (np.asarray(data) != 0).astype(np.float32, order="C")
 
 
 def save_volume(path: str | Path, data: np.ndarray, affine: np.ndarray) -> None:

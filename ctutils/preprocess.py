@@ -32,10 +32,10 @@ import numpy as np
 from scipy import ndimage
 
 from ctutils.intensity import HU_MAX, HU_MIN, window_hu
-from ctutils.io import Volume, load_volume
+from ctutils.io import Volume, load_mask, load_volume
 from ctutils.resample import crop_or_pad, resample_to_spacing, resize_volume
 
-__all__ = ["PRESETS", "PreprocessConfig", "preprocess_volume", "preprocess_file"]
+__all__ = ["PRESETS", "PreprocessConfig", "preprocess_file", "preprocess_mask", "preprocess_volume"]
 
 PRESETS = ("course", "keras-example")
 
@@ -124,6 +124,11 @@ def _keras_example(data: np.ndarray, shape: Sequence[int], hu_min: float, hu_max
     """The Keras example's ``normalize`` + ``resize_volume``, on a copy (float64 in, float32 out)."""
     volume = np.clip(np.asarray(data, dtype=np.float64), hu_min, hu_max)
     volume = ((volume - hu_min) / (hu_max - hu_min)).astype(np.float32)
+    return _keras_geometry(volume, shape)
+
+
+def _keras_geometry(volume: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """The Keras example's 90° rotation and order-1 zoom to ``shape``."""
     # Zoom factors computed exactly as the example does: 1 / (current / desired).
     factors = [1 / (current / desired) for current, desired in zip(volume.shape, shape)]
     if volume.shape[0] == volume.shape[1]:
@@ -131,6 +136,15 @@ def _keras_example(data: np.ndarray, shape: Sequence[int], hu_min: float, hu_max
     else:
         volume = ndimage.rotate(volume, 90, reshape=False)
     return ndimage.zoom(volume, factors, order=1)
+
+
+def _course_geometry(array: np.ndarray, volume: Volume, config: PreprocessConfig, *, fill: float) -> np.ndarray:
+    """The course preset's resize (or resampling to ``spacing_mm`` and centre crop/pad)."""
+    if config.spacing_mm is None:
+        return resize_volume(array, shape=config.shape, order=1)
+    # same voxel size in mm for every scan, then the fixed shape without stretching
+    out = resample_to_spacing(array, spacing_mm=volume.spacing_mm, target_spacing_mm=config.spacing_mm)
+    return crop_or_pad(out, shape=config.shape, fill=fill)
 
 
 def preprocess_volume(volume: Volume, *, config: PreprocessConfig | None = None) -> np.ndarray:
@@ -154,11 +168,7 @@ def preprocess_volume(volume: Volume, *, config: PreprocessConfig | None = None)
         out = _keras_example(volume.data, config.shape, config.hu_min, config.hu_max)
     else:
         out = window_hu(volume.data, hu_min=config.hu_min, hu_max=config.hu_max)
-        if config.spacing_mm is None:
-            out = resize_volume(out, shape=config.shape, order=1)
-        else:  # same voxel size in mm for every scan, then the fixed shape without stretching
-            out = resample_to_spacing(out, spacing_mm=volume.spacing_mm, target_spacing_mm=config.spacing_mm)
-            out = crop_or_pad(out, shape=config.shape, fill=0.0)
+        out = _course_geometry(out, volume, config, fill=0.0)
         out = np.clip(out, 0.0, 1.0, out=out)  # interpolation stays inside the window
     if out.shape != config.shape:
         raise ValueError(f"{volume.path}: preprocessing produced shape {out.shape}, expected {config.shape}")
@@ -174,3 +184,36 @@ def preprocess_file(path: str | Path, *, config: PreprocessConfig | None = None)
     keras_example = config.preset == "keras-example"
     volume = load_volume(path, canonical=not keras_example, dtype=np.float64 if keras_example else np.float32)
     return preprocess_volume(volume, config=config), volume
+
+
+def preprocess_mask(path: str | Path, *, volume: Volume, config: PreprocessConfig | None = None) -> np.ndarray:
+    """Bring a scan's lesion mask to the network's input grid, with the scan's own geometry steps.
+
+    Parameters
+    ----------
+    path : str or Path
+        The mask file (:func:`ctutils.io.load_mask`: same shape and affine as the scan).
+    volume : Volume, keyword-only
+        The scan as :func:`preprocess_file` read it (its orientation decides the mask's).
+    config : PreprocessConfig, keyword-only
+        The scan's preprocessing; only its geometry (reorientation, rotation, resizing or
+        resampling) applies to the mask.
+
+    Returns
+    -------
+    np.ndarray
+        float16 array of ``config.shape``: the fraction of each voxel inside a lesion (linear
+        interpolation of the 0/1 mask), in [0, 1].
+
+    Raises
+    ------
+    ctutils.io.VolumeError
+        Naming the mask file, when it is unreadable or does not fit its scan.
+    """
+    config = config or PreprocessConfig()
+    mask = load_mask(path, like=volume)
+    if config.preset == "keras-example":
+        out = _keras_geometry(mask, config.shape)
+    else:
+        out = _course_geometry(mask, volume, config, fill=0.0)
+    return np.clip(out, 0.0, 1.0).astype(np.float16)

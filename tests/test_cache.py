@@ -484,3 +484,85 @@ def test_write_cache_key_follows_the_content(tmp_path):
     volumes[0, 0, 0, 0] = 0.5
     c = write_cache(tmp_path / "c", volumes, [0, 1, 0, 1], splits=splits, config=config)
     assert a.info["key"] == b.info["key"] != c.info["key"]
+
+
+# --------------------------------------------------------------------------- lesion masks
+
+
+def _with_masks(root: Path) -> Path:
+    """A tiny dataset whose abnormal scans have MosMedData-style masks (a 6 x 6 x 3 lesion each)."""
+    import nibabel as nib
+
+    make_dataset(root, n_normal=2, n_abnormal=3)
+    (root / "masks").mkdir()
+    for scan in sorted((root / "CT-23").iterdir()):
+        image = nib.load(scan)
+        mask = np.zeros(image.shape, dtype=np.uint8)
+        mask[2:8, 2:8, 1:4] = 1
+        stem = scan.name.removesuffix(".nii.gz")
+        nib.save(nib.Nifti1Image(mask, image.affine), root / "masks" / f"{stem}_mask.nii.gz")
+    return root
+
+
+def test_masks_are_cached_beside_the_volumes_with_a_manifest_column(tmp_path):
+    src = _with_masks(tmp_path / "data")
+    cache = build_cache(src, tmp_path / "cache", config=PreprocessConfig(shape=(10, 10, 3)), workers=1, progress=False)
+    assert cache.masks is not None and cache.masks.dtype == np.float16
+    assert cache.masks.shape == cache.volumes.shape
+    has = cache.has_mask()
+    labels = cache.labels()
+    assert has.tolist() == (labels == 1).tolist()  # the abnormal scans, in row order
+    for row, with_mask in enumerate(has):
+        total = float(cache.masks[row].astype(np.float64).sum())
+        # a 6 x 6 x 3 lesion of a 20 x 20 x 6 (or 21 x 21 x 7) scan resized to 10 x 10 x 3: the
+        # sample points at x, y = 2.1 .. 6.7 and z = 2.5 or 3 fall in it, so 3 x 3 x 1 voxels at
+        # least are inside, some partly (linear interpolation)
+        assert (total >= 2.0) == bool(with_mask), total
+        assert 0.0 <= float(cache.masks[row].min()) and float(cache.masks[row].max()) <= 1.0
+    reopened = open_cache(tmp_path / "cache")
+    np.testing.assert_array_equal(reopened.masks, cache.masks)
+
+
+def test_no_masks_folder_no_masks_file(tmp_path):
+    src = make_dataset(tmp_path / "data", n_normal=2, n_abnormal=2)
+    cache = build_cache(src, tmp_path / "cache", config=PreprocessConfig(shape=(8, 8, 3)), workers=1, progress=False)
+    assert cache.masks is None and not (tmp_path / "cache" / "masks.npy").exists()
+    assert not cache.has_mask().any()
+
+
+def test_a_mask_that_does_not_fit_its_scan_is_skipped_not_the_scan(tmp_path, capsys):
+    import nibabel as nib
+
+    src = _with_masks(tmp_path / "data")
+    bad = sorted((src / "masks").iterdir())[0]
+    nib.save(nib.Nifti1Image(np.ones((5, 5, 5), dtype=np.uint8), np.eye(4)), bad)
+    skewed = sorted((src / "masks").iterdir())[1]
+    image = nib.load(skewed)
+    nib.save(nib.Nifti1Image(np.asanyarray(image.dataobj), image.affine @ np.diag([2.0, 1, 1, 1])), skewed)
+    cache = build_cache(src, tmp_path / "cache", config=PreprocessConfig(shape=(8, 8, 3)), workers=1)
+    assert len(cache) == 5 and not cache.skipped  # every scan kept
+    rows = {Path(r["path"]).name: r for r in cache.records}
+    first = bad.name.replace("_mask", "")
+    second = skewed.name.replace("_mask", "")
+    assert rows[first]["mask"] == "" and "mask shape (5, 5, 5) differs from its scan's" in rows[first]["mask_error"]
+    assert str(bad) in rows[first]["mask_error"]
+    assert rows[second]["mask"] == "" and "mask affine differs" in rows[second]["mask_error"]
+    assert cache.has_mask().sum() == 1
+    err = capsys.readouterr().err
+    assert f"skipped the mask of {src / 'CT-23' / first}" in err
+
+
+def test_adding_masks_rebuilds_the_cache(tmp_path):
+    src = make_dataset(tmp_path / "data", n_normal=2, n_abnormal=2)
+    config = PreprocessConfig(shape=(8, 8, 3))
+    first = build_cache(src, tmp_path / "cache", config=config, workers=1, progress=False)
+    assert first.masks is None
+    import nibabel as nib
+
+    scan = sorted((src / "CT-23").iterdir())[0]
+    image = nib.load(scan)
+    (src / "masks").mkdir()
+    nib.save(nib.Nifti1Image(np.ones(image.shape, dtype=np.uint8), image.affine),
+             src / "masks" / scan.name.replace(".nii.gz", "_mask.nii.gz"))
+    second = build_cache(src, tmp_path / "cache", config=config, workers=1, progress=False)
+    assert second.info["reused"] is False and second.masks is not None and second.has_mask().sum() == 1

@@ -254,3 +254,41 @@ def test_save_is_atomic_when_writing_fails(tmp_path, monkeypatch):
         save_volume(tmp_path / "b.nii.gz", ramp((5, 5, 5)), RAS)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.nii.gz"]  # no b, no partial file
     assert path.read_bytes() == before
+
+
+# --------------------------------------------------------------------------- load_mask
+
+
+def test_load_mask_is_reoriented_like_its_scan(tmp_path):
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])  # stored L, P, S
+    scan = make_nifti(tmp_path / "scan.nii.gz", np.arange(4 * 3 * 2, dtype=np.int16).reshape(4, 3, 2), affine)
+    stored = np.zeros((4, 3, 2), dtype=np.uint8)
+    stored[0, 0, 1] = 1  # the patient's most left, most posterior voxel of the upper slice
+    mask_file = make_nifti(tmp_path / "mask.nii.gz", stored, affine)
+    volume = load_volume(scan)
+    mask = ctutils.io.load_mask(mask_file, like=volume)
+    assert mask.dtype == np.float32 and mask.shape == volume.data.shape
+    assert np.argwhere(mask).tolist() == [[3, 2, 1]]  # RAS: X and Y flipped, as the scan's voxel
+    assert volume.data[3, 2, 1] == 0 * 6 + 0 * 2 + 1  # the scan's stored voxel [0, 0, 1]
+    as_stored = ctutils.io.load_mask(mask_file, like=load_volume(scan, canonical=False))
+    assert np.argwhere(as_stored).tolist() == [[0, 0, 1]]
+
+
+def test_load_mask_rejects_another_shape_or_affine(tmp_path):
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])
+    volume = load_volume(make_nifti(tmp_path / "scan.nii.gz", np.arange(24, dtype=np.int16).reshape(4, 3, 2), affine))
+    small = make_nifti(tmp_path / "small.nii.gz", np.zeros((4, 3, 3), dtype=np.uint8), affine)
+    with pytest.raises(VolumeError, match=re.escape(f"{small}: mask shape (4, 3, 3) differs from its scan's (4, 3, 2)")):
+        ctutils.io.load_mask(small, like=volume)
+    moved = make_nifti(tmp_path / "moved.nii.gz", np.zeros((4, 3, 2), dtype=np.uint8), np.diag([-0.8, -0.8, 5.0, 1.0]))
+    with pytest.raises(VolumeError, match=re.escape(f"{moved}: mask affine differs from its scan's")):
+        ctutils.io.load_mask(moved, like=volume)
+    with pytest.raises(VolumeError, match="no such file"):
+        ctutils.io.load_mask(tmp_path / "none.nii.gz", like=volume)
+
+
+def test_an_empty_mask_is_a_mask(tmp_path):
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])
+    volume = load_volume(make_nifti(tmp_path / "scan.nii.gz", np.arange(24, dtype=np.int16).reshape(4, 3, 2), affine))
+    empty = make_nifti(tmp_path / "empty.nii.gz", np.zeros((4, 3, 2), dtype=np.uint8), affine)
+    assert not ctutils.io.load_mask(empty, like=volume).any()  # a constant mask is fine (a scan is not)

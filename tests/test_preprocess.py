@@ -313,3 +313,25 @@ def test_preprocess_file_names_a_bad_file(tmp_path):
     path.write_text("not a scan")
     with pytest.raises(VolumeError, match="^" + re.escape(f"{path}: not a NIfTI file")):
         preprocess_file(path)
+
+
+# --------------------------------------------------------------------------- masks
+
+
+@pytest.mark.parametrize("preset", ["course", "keras-example"])
+def test_preprocess_mask_follows_its_scans_geometry(tmp_path, preset):
+    from conftest import make_nifti
+
+    from ctutils.preprocess import preprocess_mask
+
+    affine = np.diag([-0.8, -0.8, 2.5, 1.0])
+    hu = np.full((8, 8, 4), -1000, dtype=np.int16)
+    hu[:4, :4, :] = 400  # a bright block in the stored left-posterior quarter
+    scan = make_nifti(tmp_path / "scan.nii.gz", hu, affine)
+    mask = make_nifti(tmp_path / "mask.nii.gz", (hu > 0).astype(np.uint8), affine)
+    config = PreprocessConfig(shape=(4, 4, 2), preset=preset)
+    array, volume = preprocess_file(scan, config=config)
+    out = preprocess_mask(mask, volume=volume, config=config)
+    assert out.dtype == np.float16 and out.shape == (4, 4, 2)
+    # wherever the scan is bright (400 HU -> 1.0), the mask is set, and nowhere else
+    np.testing.assert_allclose(out.astype(np.float32), array, atol=1e-3)

@@ -223,7 +223,6 @@ def _install(root: Path, volumes_tmp: Path, records: list[dict[str, Any]], info:
     with contextlib.suppress(FileNotFoundError):
         (root / INFO).unlink()  # the old cache is invalid from here on
     os.replace(volumes_tmp, root / VOLUMES)
-    info["masks"] = masks_tmp is not None
     if masks_tmp is not None:
         os.replace(masks_tmp, root / MASKS)
     else:
@@ -522,7 +521,7 @@ def build_cache(
         for position, split in zip(kept, splits):
             records[position]["split"] = split
         info = _info(config, class_names, records, key=key, source=str(src.resolve()))
-        info.update({"mapping": mapping_name, "seed": seed, "fractions": list(fractions)})
+        info.update({"mapping": mapping_name, "seed": seed, "fractions": list(fractions), "masks": with_masks})
         _install(out, finals["volumes"], records, info, finals.get("masks"))
     finally:
         for rows in staging.values():

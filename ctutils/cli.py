@@ -61,7 +61,8 @@ def _data_synth(args: argparse.Namespace) -> int:
     )
     folders = Counter(p.parent.name for p in paths)
     summary = ", ".join(f"{n} in {folder}" for folder, n in sorted(folders.items()))
-    print(f"{args.out}: {len(paths)} synthetic studies ({summary}), lesion masks in {args.out / 'masks'}")
+    masks = f", lesion masks in {args.out / 'masks'}" if args.abnormal else ""
+    print(f"{args.out}: {len(paths)} synthetic studies ({summary}){masks}")
     return 0
 
 

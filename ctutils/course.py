@@ -477,17 +477,19 @@ def course_config(
 
 def _synthetic_complete(cfg: CourseConfig) -> bool:
     """True when ``synthetic.json`` says the generator finished this profile's dataset and every study exists."""
+    from ctutils.datasets import SYNTHETIC_MARKER
     from ctutils.phantoms import PHANTOM_VERSION
-    from ctutils.synthetic import METADATA_NAME
+    from ctutils.synthetic import LAYOUTS
 
-    path = cfg.data_dir / METADATA_NAME
+    path = cfg.data_dir / SYNTHETIC_MARKER
     try:
         meta = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):
         return False
     p = cfg.profile
     wanted = {"complete": True, "version": PHANTOM_VERSION, "seed": p.data_seed, "normal": p.n_normal,
-              "abnormal": p.n_abnormal, "size": p.size}
+              "abnormal": p.n_abnormal, "size": p.size, "layout": "keras-example",
+              "grades": list(LAYOUTS["keras-example"]["grades"])}
     if not isinstance(meta, dict) or any(meta.get(k) != v for k, v in wanted.items()):
         return False
     studies = meta.get("studies", [])

@@ -20,7 +20,7 @@ How a phantom is made (vectorised; one Python loop over slices, none over voxels
 2. paint each axial slice at a working resolution (``size`` / 2 for ``size`` >= 384, else
    ``size``), one painter per structure: chest wall, abdomen, ribs, sternum, clavicles and
    scapulae, mediastinum, heart, great vessels, airways, spine, lung parenchyma;
-3. add texture to the lungs, paint the disease (:func:`paint_disease`: ground glass, crazy paving,
+3. add texture and other findings to the lungs, paint the disease (ground glass, crazy paving,
    consolidation) so that exactly the target share of the lung is involved, then the procedural
    vessel and airway trees (vessels stay visible through ground glass);
 4. reconstruct: breathing-motion ghosting, kernel blur or edge enhancement, upsampling to
@@ -35,7 +35,7 @@ CT-4 75 % and more (:data:`GRADE_RANGES`).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,6 @@ __all__ = [
     "Phantom",
     "grade_of",
     "make_phantom",
-    "paint_disease",
     "sample_acquisition",
     "sample_anatomy",
     "sample_disease",
@@ -62,7 +61,8 @@ __all__ = [
 #: Bumped whenever the generator's output changes; recorded in ``synthetic.json``.
 PHANTOM_VERSION = 2
 STORE_HU_MIN, STORE_HU_MAX = -1024, 3071
-#: Involvement range [low, high) of each MosMedData grade, as a fraction of the lung parenchyma.
+#: Involvement range of each MosMedData grade, as a fraction of the lung parenchyma: [low, high),
+#: and [0.75, 1.0] for CT-4 (:func:`grade_of`).
 GRADE_RANGES: dict[int, tuple[float, float]] = {
     0: (0.0, 0.0), 1: (0.0, 0.25), 2: (0.25, 0.50), 3: (0.50, 0.75), 4: (0.75, 1.0),
 }
@@ -253,8 +253,9 @@ class Disease:
     ``target_involvement`` is the share of the lung parenchyma that the lesion mask covers,
     inside the grade's range. The disease field is the sum of the ``foci`` plus, weighted by
     ``confluence``, a smooth random field near the pleura (confluent, diffuse disease); the
-    voxels where it is highest become lesion. Lesions are blended towards ``ggo_hu`` with strength
-    ``opacity``; the densest ``consolidation_fraction`` of them towards ``consolidation_hu``;
+    voxels where it is highest become lesion. Lesions are blended towards the patient's lung density
+    plus ``ggo_above_lung_hu`` (so that they are denser than the lung around them, expiratory or not)
+    with strength ``opacity``; the densest ``consolidation_fraction`` of them towards ``consolidation_hu``;
     ``crazy_paving`` adds a polygonal network of thickened septa.
     """
 
@@ -263,7 +264,7 @@ class Disease:
     pattern: str
     foci: tuple[Focus, ...]
     confluence: float
-    ggo_hu: float
+    ggo_above_lung_hu: float
     opacity: float
     consolidation_fraction: float
     consolidation_hu: float
@@ -383,7 +384,9 @@ def sample_acquisition(
     motion = bool(rng.random() < 0.20)
     length = int(rng.integers(3, 9))
     first = int(round((margin_bottom + _u(rng, 0.0, 0.35) * anatomy.lung_height_mm) / thick))
-    motion_slices = (min(first, n), min(first + length, n)) if motion else (0, 0)
+    motion_slices = (max(first, kept[0]), min(first + length, kept[1])) if motion else (0, 0)
+    if motion_slices[1] <= motion_slices[0]:  # ghosted slices outside the stored ones: no motion
+        motion, motion_slices = False, (0, 0)
     return Acquisition(
         n_slices=n, slice_thickness_mm=thick, margin_bottom_mm=margin_bottom,
         margin_top_mm=margin_top, fov_mm=2.0 * half, z_origin_mm=round(-_u(rng, 150, 400), 1),
@@ -394,11 +397,12 @@ def sample_acquisition(
     )
 
 
-_GRADE_DISEASE = {  # foci [low, high), radius mm, bilateral probability, confluence, GGO HU, opacity
-    1: ((1, 6), (8, 24), 0.5, (0.0, 0.0), (-720, -560), (0.45, 0.95)),
-    2: ((4, 11), (15, 40), 0.95, (0.2, 0.5), (-740, -480), (0.4, 1.0)),
-    3: ((6, 15), (18, 45), 1.0, (0.4, 0.8), (-720, -460), (0.45, 1.0)),
-    4: ((8, 19), (20, 50), 1.0, (0.8, 1.2), (-600, -420), (0.8, 1.0)),
+_GRADE_DISEASE = {  # foci [low, high), radius mm, bilateral probability, confluence,
+    # ground glass above the patient's own lung density (HU), opacity
+    1: ((1, 6), (8, 24), 0.5, (0.0, 0.0), (150, 310), (0.45, 0.95)),
+    2: ((4, 11), (15, 40), 0.95, (0.2, 0.5), (130, 390), (0.4, 1.0)),
+    3: ((6, 15), (18, 45), 1.0, (0.4, 0.8), (150, 410), (0.45, 1.0)),
+    4: ((8, 19), (20, 50), 1.0, (0.8, 1.2), (270, 450), (0.8, 1.0)),
 }
 
 
@@ -438,7 +442,7 @@ def sample_disease(rng: np.random.Generator, grade: int) -> Disease:
             ", consolidation" if cons >= 0.05 else "")
     return Disease(
         grade=grade, target_involvement=float(target), pattern=pattern, foci=foci,
-        confluence=_u(rng, *conf), ggo_hu=_u(rng, *ggo), opacity=_u(rng, *opacity),
+        confluence=_u(rng, *conf), ggo_above_lung_hu=_u(rng, *ggo), opacity=_u(rng, *opacity),
         consolidation_fraction=cons, consolidation_hu=_u(rng, -80, 30), crazy_paving=crazy,
     )
 
@@ -1203,7 +1207,7 @@ def _disease_field(lung: np.ndarray, d: Disease, a: Anatomy, origin: np.ndarray,
     return np.ascontiguousarray(field[: lung.shape[0], : lung.shape[1]])
 
 
-def paint_disease(H: np.ndarray, lung: np.ndarray, d: Disease, *, a: Anatomy, origin: np.ndarray,
+def _paint_disease(H: np.ndarray, lung: np.ndarray, d: Disease, *, a: Anatomy, origin: np.ndarray,
                   voxel_mm: tuple[float, float, float], kept_slices: tuple[int, int],
                   field_seed: int) -> np.ndarray:
     """Blend the disease into the parenchyma ``H`` (in place) and return the lesion mask.
@@ -1232,7 +1236,7 @@ def paint_disease(H: np.ndarray, lung: np.ndarray, d: Disease, *, a: Anatomy, or
     alpha = _smoothstep((field - threshold) / (0.6 * spread) + 0.5) * zone
     rng = np.random.default_rng(field_seed + 1)
     uneven = np.clip(1.0 + 0.2 * _smooth_field(rng, lung.shape, cell=2, sigma=1.0), 0.6, 1.4)
-    H += alpha * d.opacity * uneven * (d.ggo_hu - H)
+    H += alpha * d.opacity * uneven * (a.lung_hu + d.ggo_above_lung_hu - H)
     if d.crazy_paving:
         cell = max(1, round(3.0 / voxel_mm[0]))
         septa = np.clip(1.0 - np.abs(_smooth_field(rng, lung.shape, cell=cell, sigma=0.8)) / 0.25,
@@ -1490,7 +1494,7 @@ def make_phantom(
         _add_texture(H, lb.lung, anatomy, rng)
         _add_other_findings(H, lb.lung, anatomy, lb.origin, lb.voxel_mm)
         if disease is not None:
-            lesion[lb.box] = paint_disease(H, lb.lung, disease, a=anatomy, origin=lb.origin,
+            lesion[lb.box] = _paint_disease(H, lb.lung, disease, a=anatomy, origin=lb.origin,
                                            voxel_mm=lb.voxel_mm, kept_slices=acq.kept_slices,
                                            field_seed=disease_seed)
         _add_trees(H, lb, anatomy, rng)
@@ -1546,9 +1550,3 @@ def _phantom_info(grade: int, lesion: np.ndarray, lung: np.ndarray, a: Anatomy,
         "slice_thickness_mm": acq.slice_thickness_mm,
         "lung_volume_ml": n_lung * pxw * pxw * acq.slice_thickness_mm / 1000.0,
     }
-
-
-def parameters_dict(p: Phantom) -> dict[str, Any]:
-    """All sampled parameters of a phantom as plain dicts (for debugging and docs)."""
-    return {"anatomy": asdict(p.anatomy), "acquisition": asdict(p.acquisition),
-            "disease": asdict(p.disease) if p.disease else None}

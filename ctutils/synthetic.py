@@ -36,8 +36,6 @@ from ctutils.phantoms import GRADE_RANGES, PHANTOM_VERSION, make_phantom
 
 __all__ = [
     "LAYOUTS",
-    "MASKS_FOLDER",
-    "METADATA_NAME",
     "MOSMEDDATA_PROPORTIONS",
     "PlannedStudy",
     "generate_dataset",
@@ -45,7 +43,6 @@ __all__ = [
     "study_plan",
 ]
 
-METADATA_NAME = SYNTHETIC_MARKER
 #: Studies per grade CT-1 … CT-4 in the MosMedData release (Morozov et al. 2020).
 MOSMEDDATA_PROPORTIONS = {1: 684, 2: 125, 3: 45, 4: 2}
 #: For each layout: the grades of its abnormal studies and the class folder of every grade.
@@ -151,7 +148,7 @@ def study_plan(
     d/CT-3/study_0004.nii.gz 1 3 3
     d/CT-4/study_0005.nii.gz 1 4 4
     """
-    chosen = _check_layout(layout, grades, abnormal) if abnormal else LAYOUTS[layout]["grades"]
+    chosen = _check_layout(layout, grades, abnormal) if abnormal else _check_layout(layout, None, 0)
     folders = LAYOUTS[layout]["folders"]
     root = Path(out)
     width = max(4, len(str(normal + abnormal)))
@@ -202,7 +199,7 @@ def _existing_files(root: Path) -> list[Path]:
 
 
 def _read_metadata(root: Path, existing: list[Path]) -> dict[str, Any]:
-    meta_path = root / METADATA_NAME
+    meta_path = root / SYNTHETIC_MARKER
     if meta_path.exists():
         try:
             return json.loads(meta_path.read_text())
@@ -210,7 +207,7 @@ def _read_metadata(root: Path, existing: list[Path]) -> dict[str, Any]:
             raise ValueError(f"{meta_path}: unreadable synthetic-dataset metadata ({err})") from err
     if existing:
         raise ValueError(
-            f"{root}: holds {len(existing)} study files but no {METADATA_NAME}; refusing to "
+            f"{root}: holds {len(existing)} study files but no {SYNTHETIC_MARKER}; refusing to "
             "overwrite data that the phantom generator did not write (choose another --out)"
         )
     return {}
@@ -249,12 +246,18 @@ def _run(todo: list[PlannedStudy], seed: int, size: int, workers: int | None, pr
                 done[study.path] = _write_study(study, seed, size)
                 bar.update()
             return
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
+        try:
             futures = {pool.submit(_write_study, s, seed, size): s for s in todo}
             for fut in as_completed(futures):
                 done[futures[fut].path] = fut.result()
                 bar.update()
+        except BaseException:
+            # an interrupt or a failed study: drop the queued studies instead of waiting for them
+            # (a study being written finishes atomically; the next run redoes what is not recorded)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
 
 
 def generate_dataset(
@@ -330,6 +333,10 @@ def generate_dataset(
     for p in existing:  # stale files from other parameters or a larger dataset
         if not same or p not in wanted:
             p.unlink()
+    planned = {s.path.parent for s in plan} | {s.mask.parent for s in plan if s.mask is not None}
+    for folder in [root / f for f in (*_ALL_FOLDERS, MASKS_FOLDER)]:
+        if folder.is_dir() and folder not in planned and not any(folder.iterdir()):
+            folder.rmdir()  # an empty class folder of another layout would break list_scans
     old_info = {s["path"]: s for s in old.get("studies", [])} if same else {}
     done: dict[Path, dict[str, Any]] = {
         s.path: old_info[s.path.relative_to(root).as_posix()] for s in plan
@@ -341,7 +348,7 @@ def generate_dataset(
         studies = [{**done[s.path], "path": s.path.relative_to(root), "label": s.label,
                     "mask": s.mask.relative_to(root) if s.mask else None}
                    for s in plan if s.path in done]
-        _write_json(root / METADATA_NAME, {**params, "complete": complete,
+        _write_json(root / SYNTHETIC_MARKER, {**params, "complete": complete,
                                             "grade_ranges": GRADE_RANGES, "studies": studies})
 
     record(False)  # from here on the folder is ours, even if this run is interrupted

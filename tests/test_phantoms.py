@@ -99,6 +99,20 @@ def test_anatomy_is_in_plausible_hu_ranges():
     assert np.mean(data < -900) > 0.2  # air around the body
 
 
+def test_the_liver_is_on_the_patients_right():
+    # the lowest slices cut the upper abdomen, where the liver (50-66 HU) fills the right side and
+    # the spleen is small. Stored X runs towards the patient's left: the right is at small X.
+    for seed in range(4):
+        p = _phantom(seed=seed, size=64, n_slices=40)
+        assert p.acquisition.coverage == "full"
+        low = p.data[:, :, :4].astype(float)
+        soft = (low > 45) & (low < 80)
+        assert soft[:32].sum() > 1.3 * soft[32:].sum()
+        ras = np.asanyarray(nib.as_closest_canonical(nib.Nifti1Image(p.data, p.affine)).dataobj)[:, :, :4]
+        soft_ras = (ras > 45) & (ras < 80)
+        assert soft_ras[32:].sum() > 1.3 * soft_ras[:32].sum()  # RAS: the right is at large X
+
+
 def test_spine_is_posterior():
     data = _phantom(seed=2, size=64, n_slices=10).data
     _, ys, _ = np.nonzero(data[24:40] >= 300)  # bone near the midline: mostly the spine
@@ -160,6 +174,15 @@ def test_disease_raises_lung_density_only_inside_the_lungs_of_the_same_anatomy()
     inside = sick.lesion_mask
     # lesion voxels are much denser than the same voxels of the normal twin
     assert np.median(sick.data[inside].astype(float) - normal.data[inside]) > 100
+
+
+def test_lesions_are_denser_than_the_lung_around_them_even_in_an_expiratory_scan():
+    seed = next(s for s in range(300) if phantoms.sample_anatomy(np.random.default_rng(s)).expiratory)
+    normal = make_phantom(grade=0, rng=np.random.default_rng(seed), size=64, n_slices=12)
+    sick = make_phantom(grade=2, rng=np.random.default_rng(seed), size=64, n_slices=12)
+    assert sick.anatomy.expiratory
+    rise = sick.data[sick.lesion_mask].astype(float) - normal.data[sick.lesion_mask]
+    assert np.median(rise) > 40
 
 
 def test_patterns_by_grade():
@@ -232,15 +255,15 @@ def test_make_phantom_rejects_bad_arguments(kwargs, match):
 
 def test_hu_class_shares_resemble_the_real_chest_ct(real_ct):
     # Inside the body, so that the field of view does not count (data/real-ct is cropped to the
-    # body). Measured on 100 normal studies at 256 px the mean distance is 0.100 (docs/phantoms.md).
+    # body). The first 12 normal studies of the default dataset (seed 0), as docs/phantoms.md
+    # measures 100 of them with docs/make_phantom_figure.py.
     real = body_hu_histogram(np.asanyarray(nib.load(real_ct).dataobj))
     ours = [body_hu_histogram(make_phantom(grade=0, rng=np.random.default_rng([0, 0, i]),
-                                           size=256).data) for i in range(1, 7)]
+                                           size=256).data) for i in range(1, 13)]
     mean = np.mean(ours, axis=0)
-    names = list(HU_CLASSES)
-    for name, r, m in zip(names, real, mean):
+    for name, r, m in zip(HU_CLASSES, real, mean):
         assert abs(r - m) <= 0.03, (name, r, m)
-    assert np.mean([js_distance(real, h) for h in ours]) < 0.15
+    assert np.mean([js_distance(real, h) for h in ours]) <= 0.10
 
 
 def test_body_mask_of_a_phantom_encloses_its_lungs():

@@ -109,19 +109,22 @@ def test_keras_example_layout_has_no_severity_labels(tmp_path):
 
 
 def test_every_studys_involvement_lies_in_its_folders_range(tmp_path):
+    from ctutils.phantoms import make_phantom
+
+    plan = study_plan(tmp_path, normal=1, abnormal=5, layout="full")
     generate_dataset(tmp_path, normal=1, abnormal=5, layout="full", **{**SMALL, "size": 48})
     ranges = {f"CT-{g}": GRADE_RANGES[g] for g in range(1, 5)}
-    for study in _meta(tmp_path)["studies"][1:]:
+    for study, planned in zip(_meta(tmp_path)["studies"][1:], plan[1:]):
         folder = study["path"].split("/")[0]
         lo, hi = ranges[folder]
-        path = tmp_path / study["path"]
-        scan = load_volume(path)
-        mask = load_mask(tmp_path / study["mask"], like=scan)
-        # the lung mask is not in the files: check the recorded involvement against the range
-        # and the mask file against the recorded lesion volume
-        assert lo <= study["involvement"] < hi or (folder == "CT-4" and study["involvement"] <= 1)
-        lung_voxels = study["lung_volume_ml"] * 1000 / np.prod(study["spacing_mm"])
-        assert mask.sum() == pytest.approx(study["involvement"] * lung_voxels, rel=0.02)
+        scan = load_volume(tmp_path / study["path"], canonical=False)
+        lesion = load_mask(tmp_path / study["mask"], like=scan)  # the mask file on disk
+        # the generator's own lung mask, from the same generator state (it is not written to disk)
+        lung = make_phantom(grade=planned.grade, rng=np.random.default_rng([0, 1, planned.index]), size=48).lung_mask
+        measured = lesion.sum() / lung.sum()
+        assert lo <= measured < hi or (folder == "CT-4" and measured <= 1)
+        assert not (lesion.astype(bool) & ~lung).any()
+        assert study["involvement"] == pytest.approx(measured, abs=1e-9)
 
 
 def test_mask_has_the_studys_shape_and_affine_and_marks_lesions_in_the_lungs(tmp_path):
@@ -222,6 +225,50 @@ def test_other_parameters_regenerate_and_remove_stale_studies_and_masks(tmp_path
     assert _meta(tmp_path)["seed"] == 1
 
 
+def test_a_rerun_in_another_layout_leaves_no_empty_class_folder(tmp_path):
+    generate_dataset(tmp_path, normal=1, abnormal=4, layout="full", **SMALL)
+    generate_dataset(tmp_path, normal=1, abnormal=2, **SMALL)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["CT-0", "CT-23", "masks"]
+    assert len(list_scans(tmp_path)) == 3
+    generate_dataset(tmp_path, normal=1, abnormal=4, layout="full", **SMALL)
+    generate_dataset(tmp_path, normal=1, abnormal=2, layout="full", **SMALL)  # no CT-3, CT-4 any more
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["CT-0", "CT-1", "CT-2", "masks"]
+    assert len(list_scans(tmp_path)) == 3
+    generate_dataset(tmp_path, normal=2, abnormal=0, **SMALL)
+    assert sorted(p.name for p in tmp_path.iterdir() if p.is_dir()) == ["CT-0"]
+
+
+def test_an_interrupted_parallel_run_stops_without_finishing_the_queue(tmp_path, monkeypatch):
+    real_as_completed = synthetic.as_completed
+
+    def interrupt_after_first(futures):  # Ctrl-C while the second result comes in
+        for k, future in enumerate(real_as_completed(futures)):
+            if k == 1:
+                raise KeyboardInterrupt
+            yield future
+
+    monkeypatch.setattr(synthetic, "as_completed", interrupt_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(tmp_path, normal=6, abnormal=6, **{**SMALL, "workers": 2})
+    meta = _meta(tmp_path)
+    assert meta["complete"] is False and len(meta["studies"]) == 1  # only the recorded one
+    on_disk = list(tmp_path.glob("CT-*/*.nii.gz"))
+    assert len(on_disk) < 12  # the queued studies were cancelled, not generated and thrown away
+    monkeypatch.setattr(synthetic, "as_completed", real_as_completed)
+    generate_dataset(tmp_path, normal=6, abnormal=6, **{**SMALL, "workers": 2})
+    assert _meta(tmp_path)["complete"] is True and len(list(tmp_path.glob("CT-*/*.nii.gz"))) == 12
+
+
+def test_layouts_and_proportions_agree_with_the_registry():
+    from ctutils.datasets import get_dataset
+
+    spec = get_dataset("synthetic")
+    for name, layout in synthetic.LAYOUTS.items():
+        assert tuple(dict.fromkeys(layout["folders"].values())) == spec.layouts[name]
+    full = get_dataset("mosmeddata-full").expected_counts
+    assert synthetic.MOSMEDDATA_PROPORTIONS == {g: full[f"CT-{g}"] for g in range(1, 5)}
+
+
 def test_refuses_to_overwrite_data_it_did_not_write(tmp_path):
     (tmp_path / "CT-0").mkdir()
     real = tmp_path / "CT-0" / "study_0001.nii.gz"
@@ -255,6 +302,7 @@ def test_study_plan_widens_numbers_beyond_9999():
         ({"size": 8}, "size"),
         ({"workers": 0}, "workers"),
         ({"layout": "mosmed"}, "unknown layout 'mosmed'"),
+        ({"layout": "mosmed", "abnormal": 0}, "unknown layout 'mosmed'"),
         ({"layout": "full", "grades": [1, 2, 3], "abnormal": 2}, "abnormal: 2 studies cannot cover the 3 grades"),
         ({"grades": [1]}, r"grades: \[1\] do not fit layout 'keras-example'"),
         ({"layout": "full", "grades": [5]}, "do not fit layout 'full'"),

@@ -285,7 +285,7 @@ def _generator() -> tuple[str, str]:
     try:
         from ctutils import phantoms
 
-        phantoms.make_phantom(abnormal=True, rng=np.random.default_rng(0), size=64, n_slices=6)
+        phantoms.make_phantom(grade=2, rng=np.random.default_rng(0), size=64, n_slices=6)
         return f"phantoms-v{getattr(phantoms, 'PHANTOM_VERSION', 'x')}", "ctutils.phantoms.make_phantom"
     except Exception as error:  # noqa: BLE001 - any failure → the documented fallback, loudly
         log(f"WARNING: ctutils.phantoms unusable ({type(error).__name__}: {error}); using the script's fallback phantom")
@@ -304,7 +304,8 @@ def _write_input(task: tuple[str, int, int, int, int, str]) -> str:
     if tag.startswith("phantoms"):
         from ctutils.phantoms import make_phantom
 
-        data, affine, _info = make_phantom(abnormal=bool(label), rng=rng, size=size, n_slices=n_slices)
+        phantom = make_phantom(grade=2 * label, rng=rng, size=size, n_slices=n_slices)
+        data, affine = phantom.data, phantom.affine
     else:
         data, affine = _fallback_phantom(bool(label), rng, size, n_slices)
     image = nib.Nifti1Image(np.asarray(data, dtype=np.int16), affine)

@@ -1081,9 +1081,9 @@ def generate_dataset(
         _write_json(meta_path, {**params, "complete": complete, "studies": studies})
 
     record(False)  # from here on the folder is ours, even if this run is interrupted
-    from tqdm.auto import tqdm
+    from ctutils.frontend import progress_bar
 
-    bar = tqdm(total=len(todo), desc=f"phantoms {size}px", unit="study", disable=not progress)
+    bar = progress_bar(total=len(todo), desc=f"phantoms {size}px", unit="study", disable=not progress)
     try:
         if workers is None:
             workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (

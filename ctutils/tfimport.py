@@ -37,7 +37,7 @@ LOG_ENV = "CTUTILS_TF_LOGS"
 
 #: A line of TensorFlow's, absl's, oneDNN's or CUDA's C++ log (what no learner should see).
 LOG_LINE = re.compile(
-    r"(?m)^(?:[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ [\w.]+:\d+\]"  # glog/absl: E0000 00:00:17.5  42 file.cc:52]
+    r"(?m)^(?:[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\]"  # absl: E0000 00:00:1795764590.39  3807 file.cc:52]
     r"|WARNING: All log messages before absl::InitializeLog\(\)"
     r"|To enable the following instructions:"
     r"|.*(?:oneDNN custom operations|Could not find cuda drivers|cuInit|cuda_platform|cpu_feature_guard))"

@@ -48,7 +48,7 @@ def wait_for_idle_kernel(page, *, timeout_s: float = 120, stable_s: float = 1.5)
             idle_since = None
         if now > deadline:
             raise AssertionError(f"the kernel is not idle after {timeout_s:.0f} s (status bar: {text!r})")
-        time.sleep(0.25)
+        page.wait_for_timeout(250)
 
 
 def run_menu(page, menu: str, command: str) -> None:
@@ -72,12 +72,15 @@ def prompts(page) -> list[str]:
 def run_all(page, *, timeout_s: float = RUN_TIMEOUT_S) -> float:
     """Clear the outputs, Run All Cells, and wait until no cell is queued or running; returns seconds."""
     run_menu(page, "Edit", "editmenu:clear-all")
-    assert not any(re.fullmatch(r"\[\d+\]:", p) for p in prompts(page)), "outputs not cleared"
+    deadline = time.monotonic() + 10
+    while any(re.fullmatch(r"\[\d+\]:", p) for p in prompts(page)):  # cleared cells lose their number
+        assert time.monotonic() < deadline, "Edit → Clear Outputs of All Cells left numbered cells"
+        page.wait_for_timeout(250)
     start = time.monotonic()
     run_menu(page, "Run", "runmenu:run-all")
     done_polls = 0
     while done_polls < 3:  # three quiet polls in a row: nothing queued, something ran, kernel idle
-        time.sleep(1)
+        page.wait_for_timeout(1000)
         now = prompts(page)
         status = page.locator(KERNEL_STATUS).text_content() or ""
         ran = any(re.fullmatch(r"\[\d+\]:", p) for p in now)

@@ -25,12 +25,14 @@ One module per step of the course, in the order the chapters teach them:
 ``plotting``       montages, viewer, curves (all chapters)
 ``predict``        single-scan prediction (06)
 ``exercises``      checks for the chapters' exercises
+``tfimport``       TensorFlow and Keras without TensorFlow's C++ start-up log (00)
+``frontend``       live notebook, batch run or terminal: widgets, progress bars, paths (all)
 ``course``         profiles, the papermill runner, student copies
 ``cli``            ``python -m ctutils …``
 =================  ==========================================================
 
 Importing ``ctutils`` imports nothing heavy; TensorFlow is imported only by the modules that
-need it (augment, pipeline, models, training, explain, predict).
+need it (augment, pipeline, models, training, explain, predict), through ``tfimport``.
 """
 
 __version__ = "0.1.0"

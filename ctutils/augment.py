@@ -36,7 +36,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import tensorflow as tf
+
+from ctutils.tfimport import tf
 
 __all__ = ["AugmentConfig", "augment_volume", "preview_augmentations"]
 

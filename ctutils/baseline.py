@@ -461,16 +461,16 @@ def dataset_features(
     if not (labels == 0).any() or not (labels == 1).any():
         raise ValueError(f"{base}: expected scans in CT-0 and in at least one other CT-* folder")
     paths = [p for p, _ in items]
-    from tqdm.auto import tqdm
+    from ctutils.frontend import progress_bar
 
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     if workers <= 1:
-        feats = [_file_feature(str(p), max_inplane) for p in tqdm(paths, disable=not progress)]
+        feats = [_file_feature(str(p), max_inplane) for p in progress_bar(paths, disable=not progress)]
     else:
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            feats = list(tqdm(pool.map(_file_feature, map(str, paths), [max_inplane] * len(paths)),
-                              total=len(paths), disable=not progress))
+            feats = list(progress_bar(pool.map(_file_feature, map(str, paths), [max_inplane] * len(paths)),
+                                      total=len(paths), disable=not progress))
     return np.array(feats, dtype=np.float64), labels, paths
 
 

@@ -491,7 +491,9 @@ def build_cache(
     if existing is not None:
         existing.info["reused"] = True
         if progress:
-            print(f"{out}: cache is up to date ({len(existing)} volumes); nothing to do", file=sys.stderr)
+            from ctutils.frontend import display_path
+
+            print(f"{display_path(out)}: cache is up to date ({len(existing)} volumes); nothing to do")
         return existing
 
     workers = workers or _available_cores()
@@ -552,9 +554,9 @@ def _class_names(scans: Sequence[Any], spec: Any, mapping: str | None, src: Path
 
 
 def _progress(total: int, *, enabled: bool):  # noqa: ANN202 - a tqdm bar
-    from tqdm.auto import tqdm
+    from ctutils.frontend import progress_bar
 
-    return tqdm(total=total, desc="preprocess", unit="scan", disable=not enabled, file=sys.stderr)
+    return progress_bar(total=total, desc="preprocess", unit="scan", disable=not enabled, file=sys.stderr)
 
 
 def _report(bar: Any, message: str) -> None:

@@ -2,6 +2,7 @@
 
 ::
 
+    python -m ctutils [--verbose] COMMAND …     --verbose: TensorFlow's C++ start-up log too
     python -m ctutils data synth --out DIR --normal N --abnormal N --seed S [--size 512] [--layout keras-example|full] [--grades G ...]
     python -m ctutils data download --dataset NAME --dest DIR [--registry FILE]
     python -m ctutils data preprocess --src DIR --out CACHE [--shape X Y Z] [--preset keras-example] [--strict]
@@ -14,7 +15,7 @@
 
 Errors that come from bad input (a missing file, a bad scan, an offline download…) are printed
 as one line naming the file, with exit status 2; TensorFlow is imported only by the commands
-that need it.
+that need it, without its C++ start-up log (:mod:`ctutils.tfimport`; ``--verbose`` shows it).
 """
 
 from __future__ import annotations
@@ -224,6 +225,8 @@ def _course_student(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ctutils``."""
     parser = argparse.ArgumentParser(prog="python -m ctutils", description="3D CNN classification of chest CT scans: the course's tools.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show TensorFlow's C++ start-up log (hidden by default; see ctutils.tfimport)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="make, download, preprocess and inspect datasets")
@@ -328,8 +331,10 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
-    # Quiet TensorFlow's C++ start-up log (CUDA probing on CPU machines) before any command imports it.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.verbose:  # before any command imports TensorFlow (ctutils.tfimport reads it then)
+        from ctutils.tfimport import LOG_ENV
+
+        os.environ[LOG_ENV] = "1"
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -283,13 +283,6 @@ def real_ct_path() -> Path:
     return beside if beside.is_file() else find_root() / REAL_CT_FILE
 
 
-def _relative(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)
-
-
 @dataclass(frozen=True)
 class CourseConfig:
     """Where a chapter reads and writes, and what it trains; made by :func:`course_config`.
@@ -366,7 +359,9 @@ class CourseConfig:
 
     def relative(self, path: str | os.PathLike[str]) -> str:
         """``path`` relative to the root when it lies inside it (for printing), else absolute."""
-        return _relative(Path(path), self.root)
+        from ctutils.frontend import display_path
+
+        return display_path(path, root=self.root)
 
     def describe(self) -> str:
         """A few lines for learners: profile, dataset and folders (relative to the root)."""
@@ -771,10 +766,14 @@ def _stderr_to(path: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _kernel_environment() -> Iterator[None]:
-    """Environment the chapters' kernels inherit: inline figures, quiet TensorFlow and debugger."""
+    """Environment the chapters' kernels inherit: inline figures, no widgets, quiet TensorFlow and debugger."""
+    from ctutils.frontend import WIDGETS_ENV
+
     wanted = {
         # a test session's MPLBACKEND=Agg would otherwise reach the kernel and hide every figure
         "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+        # nothing renders widgets here: static figures, no progress bars frozen at 0 % (ctutils.frontend)
+        WIDGETS_ENV: "0",
         "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
         "PYDEVD_DISABLE_FILE_VALIDATION": "1",
     }

@@ -14,7 +14,7 @@ An archive may hold its scans under a folder named like the class (``CT-0/study_
 the layout of the release archives), flat at its top level, or under one wrapper folder
 (``MosMedData/CT-0/…``); in every case they end up directly in ``<dest>/CT-0/``.
 
-Only the standard library (:mod:`urllib.request`) and tqdm are used.
+Only the standard library (:mod:`urllib.request`) and tqdm (through :func:`ctutils.frontend.progress_bar`) are used.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ import urllib.request
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
-
-from tqdm.auto import tqdm
+from typing import Any
 
 from ctutils.atomic import atomic_path
 from ctutils.datasets import (
@@ -47,6 +46,7 @@ from ctutils.datasets import (
     get_dataset,
     is_scan_file,
 )
+from ctutils.frontend import progress_bar
 
 __all__ = ["DownloadError", "download_dataset", "manual_instructions"]
 
@@ -126,7 +126,7 @@ def manual_instructions(spec: DatasetSpec, dest: str | os.PathLike[str]) -> str:
 def _sha256(path: Path, *, progress: bool) -> str:
     digest = hashlib.sha256()
     size = path.stat().st_size
-    with open(path, "rb") as handle, tqdm(
+    with open(path, "rb") as handle, progress_bar(
         total=size, unit="B", unit_scale=True, unit_divisor=1024,
         desc=f"sha256 {path.name.removesuffix('.part')}",
         disable=not progress, leave=False,
@@ -201,7 +201,7 @@ def _content_range(value: str | None) -> tuple[int | None, int | None]:
     )
 
 
-def _attempt(remote: RemoteFile, part: Path, *, bar: tqdm, timeout_s: float,
+def _attempt(remote: RemoteFile, part: Path, *, bar: Any, timeout_s: float,
              offline_hint: str) -> int | None:
     """One HTTP request that appends to (or restarts) ``part``; return the file's total size."""
     offset = part.stat().st_size if part.exists() else 0
@@ -305,8 +305,8 @@ def _fetch(remote: RemoteFile, downloads: Path, *, progress: bool, timeout_s: fl
         os.replace(part, bad)  # longer than the file can be: keep it aside, start again
     expected = remote.size
     if not (expected is not None and part.exists() and part.stat().st_size == expected):
-        with tqdm(total=remote.size, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=remote.filename, disable=not progress) as bar:
+        with progress_bar(total=remote.size, unit="B", unit_scale=True, unit_divisor=1024,
+                          desc=remote.filename, disable=not progress) as bar:
             failures = 0
             while True:
                 try:

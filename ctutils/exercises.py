@@ -616,9 +616,8 @@ def _only(**settings: Any) -> Any:
 @exercise("03_augmentation")
 def check_flip_left_right(flip_left_right: Callable[[Any], Any]) -> str:
     """Exercise 03.1: a left-right flip with TensorFlow ops, compared with augment_volume."""
-    import tensorflow as tf
-
     from ctutils.augment import augment_volume
+    from ctutils.tfimport import tf
 
     volume = np.random.default_rng(3).random((5, 4, 3), dtype=np.float32)
     expected = augment_volume(volume, seed=tf.constant([0, 0]), config=_only(flip_p=1.0)).numpy()
@@ -647,9 +646,8 @@ def check_flip_left_right(flip_left_right: Callable[[Any], Any]) -> str:
 
 def _rotated_by_helper(x: int, y: int, size: int) -> tuple[int, int]:
     """Where ``augment_volume`` puts a bright voxel at (x, y) of a size × size slice after +90°."""
-    import tensorflow as tf
-
     from ctutils.augment import augment_volume
+    from ctutils.tfimport import tf
 
     volume = np.zeros((size, size, 1), np.float32)
     volume[x, y, 0] = 1.0
@@ -725,9 +723,9 @@ __all__ += ["check_conv3d_params", "check_output_size", "check_three_block_cnn"]
 
 def _keras_conv3d_params(kernel_size: int, c_in: int, c_out: int, *, use_bias: bool) -> int:
     """Parameters of a Keras Conv3D layer built on ``c_in`` input channels (imports Keras)."""
-    from keras import layers
+    from ctutils.tfimport import keras
 
-    layer = layers.Conv3D(c_out, kernel_size, use_bias=use_bias)
+    layer = keras.layers.Conv3D(c_out, kernel_size, use_bias=use_bias)
     layer.build((None, 8, 8, 8, c_in))
     return int(layer.count_params())
 

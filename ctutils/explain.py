@@ -37,7 +37,7 @@ def conv_layer_names(model: Any) -> list[str]:
     >>> conv_layer_names(keras.Model(inputs, out))
     ['c1', 'c2']
     """
-    import keras
+    from ctutils.tfimport import keras
 
     return [layer.name for layer in model.layers if isinstance(layer, keras.layers.Conv3D)]
 
@@ -76,8 +76,7 @@ def grad_cam_3d(
         If the volume does not fit the model's input, the layer does not exist or is not 5-D,
         or ``class_index`` is out of range.
     """
-    import keras
-    import tensorflow as tf
+    from ctutils.tfimport import keras, tf
 
     vol = np.asarray(volume, dtype=np.float32)
     if vol.ndim == 4 and vol.shape[-1] == 1:

@@ -26,8 +26,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import keras
-from keras import layers
+from ctutils.tfimport import keras
+
+layers = keras.layers
 
 __all__ = [
     "MODELS",

@@ -24,9 +24,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from ctutils.augment import AugmentConfig, augment_volume
+from ctutils.tfimport import tf
 
 __all__ = ["make_dataset", "make_arrays_dataset", "class_weights"]
 

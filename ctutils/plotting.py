@@ -16,7 +16,6 @@ Volumes may be given as ``(X, Y, Z)`` numpy arrays (RAS+, e.g. a row of the cach
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -26,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from ctutils.frontend import widgets_live
 from ctutils.orientation import display_slice
 
 __all__ = [
@@ -44,7 +44,9 @@ __all__ = [
 
 PANEL_INCHES = 1.7  # size of one slice panel; keeps committed notebooks small
 MAX_WIDTH_INCHES = 10.0
-_SIDE_LABEL = {"color": "yellow", "fontsize": 7, "fontweight": "bold"}
+#: The "R" / "L" markers: large, bold, white with a black outline, legible on air, lung and bone alike.
+_SIDE_LABEL = {"color": "white", "fontsize": 12, "fontweight": "bold"}
+_SIDE_OUTLINE_POINTS = 3.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -118,8 +120,11 @@ def _grid(fig: Any, n_panels: int, cols: int) -> list[Any]:
 
 def _label_sides(ax: Any) -> None:
     """Mark the patient's right (viewer's left) and left on an axial image."""
-    ax.text(0.03, 0.5, "R", transform=ax.transAxes, ha="left", va="center", **_SIDE_LABEL)
-    ax.text(0.97, 0.5, "L", transform=ax.transAxes, ha="right", va="center", **_SIDE_LABEL)
+    from matplotlib import patheffects
+
+    outline = [patheffects.withStroke(linewidth=_SIDE_OUTLINE_POINTS, foreground="black")]
+    ax.text(0.03, 0.5, "R", transform=ax.transAxes, ha="left", va="center", path_effects=outline, **_SIDE_LABEL)
+    ax.text(0.97, 0.5, "L", transform=ax.transAxes, ha="right", va="center", path_effects=outline, **_SIDE_LABEL)
 
 
 def _show_slice(
@@ -313,15 +318,6 @@ def plot_before_after(
     return _done(fig)
 
 
-def _in_jupyter_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
 def slice_viewer(
     volume: Any,
     *,
@@ -346,10 +342,11 @@ def slice_viewer(
     z : int, optional
         First slice shown by the slider; default the middle.
     interactive : bool, optional
-        ``None`` (default): interactive when running in a Jupyter kernel with ipywidgets
-        installed, static otherwise. ``True`` forces the widget (needs ipywidgets), ``False``
-        the static montage — use it for notebooks whose outputs are committed or checked by
-        nbval, since a widget is only live with a running kernel.
+        ``None`` (default): the slider where a live page renders widgets (JupyterLab, Colab),
+        the static montage elsewhere: in notebooks run by papermill or nbval, whose saved
+        outputs would hold a dead widget, and outside Jupyter (see
+        :func:`ctutils.frontend.widgets_live`). ``True`` forces the widget (needs ipywidgets),
+        ``False`` the montage.
     hu_window, vmin, vmax : optional
         Grey-level range (see :func:`slice_montage`), fixed for all slices.
     n, cols, title
@@ -366,7 +363,7 @@ def slice_viewer(
     if heatmap is not None and np.shape(heatmap) != data.shape:
         raise ValueError(f"heatmap shape {np.shape(heatmap)} differs from the volume's {data.shape}")
     if interactive is None:
-        interactive = importlib.util.find_spec("ipywidgets") is not None and _in_jupyter_kernel()
+        interactive = widgets_live()
     if not interactive:
         if heatmap is not None:
             return overlay_montage(volume, heatmap, n=n, cols=cols, hu_window=hu_window, vmin=vmin,

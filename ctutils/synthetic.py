@@ -233,14 +233,14 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 def _run(todo: list[PlannedStudy], seed: int, size: int, workers: int | None, progress: bool,
          done: dict[Path, dict[str, Any]]) -> None:
     """Generate ``todo`` in ``workers`` processes, recording each finished study in ``done``."""
-    from tqdm.auto import tqdm
+    from ctutils.frontend import progress_bar
 
     if workers is None:
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
             os.cpu_count() or 1)
     workers = max(1, min(workers, len(todo)))
-    with tqdm(total=len(todo), desc=f"phantoms {size}px", unit="study",
-              disable=not progress) as bar:
+    with progress_bar(total=len(todo), desc=f"phantoms {size}px", unit="study",
+                      disable=not progress) as bar:
         if workers == 1:
             for study in todo:
                 done[study.path] = _write_study(study, seed, size)

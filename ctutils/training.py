@@ -47,9 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from ctutils.atomic import atomic_path
 from ctutils.augment import AugmentConfig
@@ -57,6 +55,7 @@ from ctutils.cache import Cache, open_cache
 from ctutils.models import MODELS, build_model, load_model_safely
 from ctutils.pipeline import class_weights, make_dataset
 from ctutils.preprocess import PreprocessConfig
+from ctutils.tfimport import keras, tf
 
 __all__ = [
     "RECIPES",

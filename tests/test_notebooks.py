@@ -25,6 +25,13 @@ CHAPTERS = course.list_chapters(NOTEBOOKS) if NOTEBOOKS.is_dir() else []
 STUDENT_RUN = ["00"]
 CHECK_CALL = re.compile(r"\bexercises\.\w+\(")
 MAX_TOTAL_BYTES = 10 * 2**20
+#: An absolute path of some machine (Linux, macOS, Colab, temporary folders; Windows drives).
+MACHINE_PATH = re.compile(r"(?:/work|/tmp|/home|/Users|/root|/content|/private|/var/folders|/opt|/usr|/mnt|/srv)"
+                          r"(?:/[^\s'\"()\[\],:;]+)+|\b[A-Za-z]:\\[^\s'\"]+")
+#: tqdm's text bar ("phantoms 256px:   0%|          | 0/120"), e.g. the text saved for a widget bar.
+PROGRESS_BAR = re.compile(r"\d+%\|")
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+NBVAL_TAGS = {"nbval-ignore-output", "nbval-check-output", "nbval-skip", "nbval-raises-exception"}
 
 
 def read(path: Path):
@@ -75,6 +82,66 @@ def test_chapter_follows_the_course_conventions(path: Path) -> None:
     assert sum(bool(is_check(c)) for c in nb.cells) >= 2, "a check cell per exercise"
     for number, cell in enumerate(nb.cells, start=1):  # markers balanced
         course.strip_solutions(cell.source, where=f"{path.name}, cell {number}", markdown=cell.cell_type == "markdown")
+
+
+def output_problems(nb) -> list[str]:
+    """What a learner should not see in a notebook's saved outputs."""
+    from ctutils.tfimport import LOG_LINE
+
+    problems = [] if "widgets" not in nb.metadata else ["widget state in the notebook's metadata"]
+    for number, cell in enumerate(nb.cells, start=1):
+        for output in cell.get("outputs", []):
+            texts = [output.get("text", "")] + [str(v) for k, v in output.get("data", {}).items() if k.startswith("text/")]
+            text = "\n".join(texts)
+            if output.output_type == "error":
+                problems.append(f"cell {number}: an error output ({output.ename})")
+            if output.get("name") == "stderr":
+                problems.append(f"cell {number}: a stderr output {text[:80]!r}")
+            if WIDGET_VIEW in output.get("data", {}):
+                problems.append(f"cell {number}: a widget, dead without its kernel")
+            for pattern, what in ((MACHINE_PATH, "an absolute path"), (PROGRESS_BAR, "a frozen progress bar"),
+                                  (LOG_LINE, "a TensorFlow log line")):
+                if found := pattern.search(text):
+                    problems.append(f"cell {number}: {what} {found.group(0)!r}")
+    return problems
+
+
+def test_output_problems_finds_each_kind() -> None:
+    nb = nbformat.v4.new_notebook(metadata={"widgets": {}})
+    nb.cells = [nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("stream", name="stdout", text="cache /home/ann/course/data/cache ready\n"),
+        nbformat.v4.new_output("stream", name="stderr", text="phantoms 256px:   0%|          | 0/120\n"),
+        nbformat.v4.new_output("display_data", data={WIDGET_VIEW: {"model_id": "1"}, "text/plain": "HBox()"}),
+        nbformat.v4.new_output("stream", name="stdout",
+                               text="E0000 00:00:1795764590.398184    3807 cuda_platform.cc:52] failed call to cuInit\n"),
+        nbformat.v4.new_output("error", ename="ValueError", evalue="bad", traceback=[]),
+        nbformat.v4.new_output("stream", name="stdout", text="data/cache/quick: 120 volumes; C:\\Users\\ann\\x.nii\n"),
+    ])]
+    assert output_problems(nb) == [
+        "widget state in the notebook's metadata",
+        "cell 1: an absolute path '/home/ann/course/data/cache'",
+        "cell 1: a stderr output 'phantoms 256px:   0%|          | 0/120\\n'",
+        "cell 1: a frozen progress bar '0%|'",
+        "cell 1: a widget, dead without its kernel",
+        "cell 1: a TensorFlow log line 'E0000 00:00:1795764590.398184    3807 cuda_platform.cc:52]'",
+        "cell 1: an error output (ValueError)",
+        "cell 1: an absolute path 'C:\\\\Users\\\\ann\\\\x.nii'",
+    ]
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_committed_outputs_show_nothing_a_learner_should_not_see(path: Path) -> None:
+    """No absolute path, frozen progress bar, dead widget, stderr, error or TensorFlow log line."""
+    assert output_problems(read(path)) == []
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_nbval_markers_are_cell_tags(path: Path) -> None:
+    for number, cell in enumerate(code_cells(read(path)), start=1):
+        assert not re.search(r"(?m)^\s*#\s*(NBVAL|PYTEST_VALIDATE)_", cell.source), \
+            f"{path.name}, code cell {number}: an nbval comment line; use the cell tags {sorted(NBVAL_TAGS)}"
+        tags = set(cell.metadata.get("tags", []))
+        assert len(tags & {"nbval-ignore-output", "nbval-check-output"}) <= 1, f"{path.name}, code cell {number}"
 
 
 def test_committed_notebooks_stay_small() -> None:

@@ -42,6 +42,18 @@ def _assert_radiological(ax) -> None:
     assert texts["R"] < 0.5 < texts["L"]
 
 
+def test_side_markers_are_large_and_outlined():
+    fig = plotting.slice_montage(_marked_volume(), n=2)
+    for ax in fig.axes:
+        markers = {t.get_text(): t for t in ax.texts}
+        assert set(markers) == {"R", "L"}
+        for text in markers.values():
+            assert text.get_fontsize() >= 12 and text.get_fontweight() == "bold"
+            assert text.get_color() == "white"
+            [stroke] = text.get_path_effects()  # a black outline keeps white legible on bright bone
+            assert stroke._gc == {"linewidth": 3.0, "foreground": "black"}
+
+
 def test_slice_montage_axes_and_orientation():
     v = _marked_volume()
     fig = plotting.slice_montage(v, n=4, cols=3, title="t")

@@ -119,6 +119,8 @@ def _data_info(args: argparse.Namespace) -> int:
         print(f"cache {path}: {len(cache)} volumes {cache.volumes.shape[1:]}, float32, preset {cache.config.preset}, "
               f"window {cache.config.hu_min:g}…{cache.config.hu_max:g} HU, {len(cache.skipped)} skipped")
         print(_split_table(cache.info["counts"]))
+        if cache.masks is not None:
+            print(f"lesion masks: {int(cache.has_mask().sum())} of {len(cache)} rows (masks.npy)")
         return 0
     from ctutils.datasets import class_counts, detect_dataset, list_scans
 
@@ -128,7 +130,8 @@ def _data_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"dataset": spec.name, "root": str(path), "counts": counts}, indent=2))
         return 0
-    print(f"dataset folder {path} (layout of {spec.name}): {len(scans)} scans")
+    described = f"dataset {spec.name}, layout {spec.layout_of(path)[0]}" if spec.layouts else f"layout of {spec.name}"
+    print(f"dataset folder {path} ({described}): {len(scans)} scans")
     for name, count in counts.items():
         print(f"  {name:<10} {count}")
     return 0

@@ -258,6 +258,10 @@ def test_synth_then_preprocess(tmp_path, capsys):
     assert main(["data", "preprocess", "--src", str(data), "--out", str(tmp_path / "cache"), *SMALL]) == 0
     assert "4 volumes of (8, 8, 4), 0 skipped" in capsys.readouterr().out
     assert (tmp_path / "cache" / "masks.npy").is_file()  # masks/ is not a class folder, its masks are cached
+    assert main(["data", "info", str(data)]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"dataset folder {data} (dataset synthetic, layout keras-example): 4 scans"
+    assert main(["data", "info", str(tmp_path / "cache")]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "lesion masks: 2 of 4 rows (masks.npy)"
 
 
 def test_synth_full_layout(tmp_path, capsys):

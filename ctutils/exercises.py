@@ -337,7 +337,14 @@ def check_cache_size_mib(cache_size_mib: Callable[..., float]) -> str:
             if hint and abs(ratio / factor - 1) < 1e-6:
                 raise NotYet(f"cache_size_mib({shown}) gave {got!r}, expected {expected:g}: {hint}")
         expect_close(got, expected, what=f"cache_size_mib({shown})")
-    return "the quick cache (80 × 64 × 64 × 32 float32) takes 40 MiB, the full one (200 × 128 × 128 × 64) 800 MiB"
+    from ctutils.course import PROFILES
+
+    sizes = []
+    for name, p in PROFILES.items():
+        n = p.n_normal + p.n_abnormal
+        mib = n * int(np.prod(p.shape)) * 4 / 2**20
+        sizes.append(f"the {name} profile's cache ({n} × {' × '.join(map(str, p.shape))} float32) takes {mib:g} MiB")
+    return ", ".join(sizes)
 
 
 # --- chapter 01_data ---

@@ -243,7 +243,7 @@ def test_progress_bars_are_widgets_in_jupyterlab(lab, page, shots: Path) -> None
     nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)",
                                                            "language": "python"}})
     nb.cells = [nbformat.v4.new_code_cell(
-        "from ctutils.phantoms import generate_dataset\n"
+        "from ctutils.synthetic import generate_dataset\n"
         "paths = generate_dataset('phantoms-4', normal=2, abnormal=2, seed=0, size=64, workers=1)\n"
         "print(len(paths), 'studies')")]
     nbformat.write(nb, folder / "progress.ipynb")

@@ -214,6 +214,30 @@ def _course_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _course_seeds(args: argparse.Namespace) -> int:
+    from ctutils.course import course_config
+    from ctutils.experiments import seeds_summary, seeds_table
+
+    cfg = course_config(args.profile, args.dataset, run_dir=args.out, seed=args.seeds[0])
+    print(f"seeds study: profile {cfg.profile.name}, dataset {cfg.dataset}, {cfg.profile.model}, recipe "
+          f"{cfg.profile.recipe}, {cfg.profile.epochs} epochs; seeds {' '.join(map(str, args.seeds))}", flush=True)
+
+    def say(run: object) -> None:
+        print(f"  seed {run.seed}: {cfg.relative(run.run_dir)} done", flush=True)  # type: ignore[attr-defined]
+
+    runs = cfg.seed_study(args.seeds, on_run=say, progress=not args.quiet)
+    print(seeds_table(runs))
+    summary = seeds_summary(runs)
+    print(f"\nval ROC-AUC mean {summary['val_auc_mean']:.3f} (lowest {summary['val_auc_min']:.3f}); "
+          f"highest best val_loss {summary['best_val_loss_max']:.3f}; widest test 95 % interval "
+          f"±{summary['test_auc_half_width_max']:.3f}")
+    if args.json:
+        args.json.write_text(json.dumps({"profile": cfg.profile.name, "dataset": cfg.dataset,
+                                         "runs": [r.to_dict() for r in runs], "summary": summary}, indent=2) + "\n")
+        print(f"written {args.json}")
+    return 0
+
+
 def _course_student(args: argparse.Namespace) -> int:
     from ctutils.course import make_student_copies
 
@@ -318,6 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--chapters", nargs="*", default=None, help="only these chapters (e.g. 00 01)")
     run.add_argument("--write-back", action="store_true", help="copy the executed notebooks over notebooks/ (regenerates the committed outputs)")
     run.set_defaults(func=_course_run)
+    seeds = course_commands.add_parser("seeds", help="train the profile's model for several seeds and tabulate val and test ROC-AUC")
+    seeds.add_argument("--profile", choices=("quick", "full"), default="quick")
+    seeds.add_argument("--dataset", choices=("synthetic", "mosmeddata"), default="synthetic")
+    seeds.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                       help="training seeds (default 0 1 2); the first one's run is RUN itself, the others RUN/seeds/seed-N")
+    seeds.add_argument("--out", type=Path, default=None, help="run folder RUN (default runs/<profile>-<dataset>)")
+    seeds.add_argument("--json", type=Path, default=None, help="also write the table as JSON to this file")
+    seeds.add_argument("--quiet", action="store_true", help="no progress bar while the data are made")
+    seeds.set_defaults(func=_course_seeds)
     student = course_commands.add_parser("student", help="write student copies without solutions")
     student.add_argument("--out", required=True, type=Path)
     student.add_argument("--source", type=Path, default=None, help="notebooks folder (default: the course's)")

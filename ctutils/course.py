@@ -178,8 +178,8 @@ PROFILES: dict[str, Profile] = {
         description="2 × 60 synthetic studies at 256 px, 64 × 64 × 32 voxels, a small CNN: minutes on a laptop CPU",
         # 60 + 60: with 40 + 40 (56 training scans) the CNN did not learn within the time budget
         # (test AUC 0.31-0.56); 84 training scans and 30 epochs reached test AUC 0.82.
-        n_normal=60,
-        n_abnormal=60,
+        n_normal=100,
+        n_abnormal=100,
         size=256,
         data_seed=0,
         shape=(64, 64, 32),
@@ -356,6 +356,33 @@ class CourseConfig:
             "seed": self.seed,
             "model_kwargs": dict(p.model_kwargs),
         }
+
+    def seed_run_dir(self, seed: int) -> Path:
+        """The run folder of a training seed: ``RUN`` for the chapter's seed, else ``RUN/seeds/seed-N``.
+
+        The seeds study (chapter 06, ``python -m ctutils course seeds``) trains the profile's
+        model with the same recipe and epochs for other seeds; the chapter's own run is one of them.
+
+        Examples
+        --------
+        >>> cfg = course_config("quick", root="/course")
+        >>> cfg.relative(cfg.seed_run_dir(0)), cfg.relative(cfg.seed_run_dir(2))
+        ('runs/quick-synthetic', 'runs/quick-synthetic/seeds/seed-2')
+        """
+        return self.run_dir if int(seed) == self.seed else self.run_dir / "seeds" / f"seed-{int(seed)}"
+
+    def seed_study(self, seeds: Sequence[int] = (0, 1, 2), *, verbose: str | int = 0,
+                   on_run: Any = None, progress: bool = False) -> list[Any]:
+        """Train (or reuse) the profile's model for each seed, same recipe and epochs; score val and test.
+
+        See :func:`ctutils.experiments.seed_study`; the runs live in :meth:`seed_run_dir`.
+        """
+        from ctutils.experiments import seed_study
+
+        ensure_cache(self, progress=progress)
+        kwargs = {k: v for k, v in self.train_kwargs().items() if k != "seed"}
+        return seed_study(self.cache_dir, {int(s): self.seed_run_dir(s) for s in seeds}, train_kwargs=kwargs,
+                          verbose=verbose, on_run=on_run)
 
     def relative(self, path: str | os.PathLike[str]) -> str:
         """``path`` relative to the root when it lies inside it (for printing), else absolute."""

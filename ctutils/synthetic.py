@@ -22,7 +22,7 @@ import json
 import multiprocessing
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +38,11 @@ __all__ = [
     "LAYOUTS",
     "MOSMEDDATA_PROPORTIONS",
     "PlannedStudy",
+    "active_confounders",
     "generate_dataset",
     "grade_sequence",
+    "read_studies",
+    "study_caption",
     "study_plan",
 ]
 
@@ -359,3 +362,81 @@ def generate_dataset(
         raise
     record(True)
     return [s.path for s in plan]
+
+
+# ----------------------------------------------------------------------------- reading the facts back
+
+
+def read_studies(root: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The per-study facts of a synthetic dataset (``synthetic.json``), by path relative to ``root``.
+
+    Keys are like ``"CT-23/study_0151.nii.gz"`` (as ``Path(scan).relative_to(root)``); values hold
+    ``grade``, ``involvement`` (lesion voxels / lung voxels), ``pattern``, ``confounders`` …
+
+    Raises
+    ------
+    FileNotFoundError
+        ``root`` has no ``synthetic.json`` (not a synthetic dataset).
+    ValueError
+        The file is not valid JSON or has no study list (the message names the file).
+    """
+    from ctutils.datasets import SYNTHETIC_MARKER
+
+    path = Path(root) / SYNTHETIC_MARKER
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; {root} is not a synthetic dataset (python -m ctutils data synth)")
+    try:
+        data = json.loads(path.read_text())
+        studies = data["studies"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: not a synthetic.json with a study list ({exc})") from exc
+    return {str(study["path"]): study for study in studies}
+
+
+def active_confounders(study: Mapping[str, Any]) -> list[str]:
+    """The confounders present in one study (an entry of :func:`read_studies`), as short names.
+
+    Examples
+    --------
+    >>> active_confounders({"confounders": {"expiratory": True, "contrast": False, "dependent_hu": 0.0,
+    ...     "atelectasis_mm": 4.0, "nodules": 2, "scars": 0, "kernel": "sharp", "coverage": "no-apex",
+    ...     "motion_mm": 0.0}})
+    ['expiratory', 'atelectasis', 'nodules', 'sharp kernel', 'no apex']
+    """
+    c = study.get("confounders") or {}
+    names = []
+    if c.get("expiratory"):
+        names.append("expiratory")
+    if c.get("contrast"):
+        names.append("contrast")
+    if float(c.get("dependent_hu") or 0) > 0:
+        names.append("dependent density")
+    if float(c.get("atelectasis_mm") or 0) > 0:
+        names.append("atelectasis")
+    if int(c.get("nodules") or 0) > 0:
+        names.append("nodules")
+    if int(c.get("scars") or 0) > 0:
+        names.append("scars")
+    if c.get("kernel") not in (None, "standard"):
+        names.append(f"{c['kernel']} kernel")
+    if c.get("coverage") not in (None, "full"):
+        names.append(str(c["coverage"]).replace("-", " "))
+    if float(c.get("motion_mm") or 0) > 0:
+        names.append("motion")
+    return names
+
+
+def study_caption(study: Mapping[str, Any]) -> str:
+    """One line about a study: grade, measured involvement, confounders.
+
+    Examples
+    --------
+    >>> study_caption({"grade": 2, "involvement": 0.4037, "confounders": {"contrast": True}})
+    'CT-2, 40.4 % of the lung; contrast'
+    >>> study_caption({"grade": 0, "involvement": 0.0, "confounders": {}})
+    'CT-0; no confounder'
+    """
+    grade = int(study["grade"])
+    text = f"CT-{grade}" + (f", {100 * float(study['involvement']):.1f} % of the lung" if grade else "")
+    found = active_confounders(study)
+    return text + "; " + (", ".join(found) if found else "no confounder")

@@ -32,10 +32,21 @@ import numpy as np
 
 from ctutils.atomic import atomic_path
 
-__all__ = ["SCORES_FILE", "SeedRun", "seed_study", "seeds_summary", "seeds_table"]
+__all__ = [
+    "RESULTS_FILE",
+    "SCORES_FILE",
+    "SeedRun",
+    "describe_seed_comparison",
+    "load_results",
+    "seed_study",
+    "seeds_summary",
+    "seeds_table",
+]
 
 #: Written into each run folder by :func:`seed_study`.
 SCORES_FILE = "seed_scores.json"
+#: The measured comparisons of docs/experiments.md (made by ``docs/experiments.py``), relative to the root.
+RESULTS_FILE = "docs/experiments.json"
 
 
 @dataclass(frozen=True)
@@ -242,3 +253,65 @@ def seeds_table(runs: Sequence[SeedRun]) -> str:
                      f"{s['test_auc_mean']:.3f} ± {s['test_auc_sd']:.3f} (sd) | "
                      f"{np.mean([r.test_accuracy for r in runs]):.3f} | {secs(s['train_seconds_mean'])} |")
     return "\n".join(lines)
+
+
+def load_results(root: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """The course's measured experiments (``docs/experiments.json``), or ``{}`` when the file is missing.
+
+    The chapters quote these numbers instead of typing them; each entry names its command, wall
+    time and machine. ``root`` defaults to the repository root (:func:`ctutils.course.find_root`).
+
+    Raises
+    ------
+    ValueError
+        The file exists but is not valid JSON (the message names it).
+    """
+    if root is None:
+        from ctutils.course import find_root
+
+        root = find_root()
+    path = Path(root) / RESULTS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return dict(json.loads(path.read_text()))
+    except ValueError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def describe_seed_comparison(paired: Sequence[Mapping[str, float]], *, name_a: str, name_b: str,
+                             n_scans: int | None = None) -> str:
+    """One sentence about a per-seed paired comparison (``compare_auc`` results with a ``seed``).
+
+    The direction words come from the intervals: how many seeds' intervals of
+    ``AUC(a) - AUC(b)`` lie above 0, below 0, or contain it.
+
+    Examples
+    --------
+    >>> rows = [{"seed": 0, "diff": 0.10, "low": 0.02, "high": 0.20},
+    ...         {"seed": 1, "diff": 0.03, "low": -0.04, "high": 0.10}]
+    >>> print(describe_seed_comparison(rows, name_a="improved", name_b="reference", n_scans=30))
+    improved minus reference, test ROC-AUC (paired bootstrap over the 30 test scans, per training seed): seed 0 +0.100 [+0.020, +0.200], seed 1 +0.030 [-0.040, +0.100]; mean +0.065. The interval lies above 0 in 1 of 2 seeds, contains 0 in 1: no seed-robust difference.
+    """
+    if not paired:
+        raise ValueError("no paired comparison to describe")
+    parts = [f"seed {int(p['seed'])} {p['diff']:+.3f} [{p['low']:+.3f}, {p['high']:+.3f}]" for p in paired]
+    above = sum(p["low"] > 0 for p in paired)
+    below = sum(p["high"] < 0 for p in paired)
+    middle = len(paired) - above - below
+    n = len(paired)
+    counts = ", ".join(text for count, text in ((above, f"lies above 0 in {above} of {n} seeds"),
+                                               (below, f"lies below 0 in {below} of {n} seeds"),
+                                               (middle, f"contains 0 in {middle}")) if count)
+    if above == n:
+        verdict = f"{name_a} ranks the test scans better than {name_b} for every seed."
+    elif below == n:
+        verdict = f"{name_b} ranks the test scans better than {name_a} for every seed."
+    elif middle == n:
+        verdict = "these test scans cannot tell the two apart for any seed."
+    else:
+        verdict = "no seed-robust difference."
+    where = f"the {n_scans} test scans" if n_scans else "the test scans"
+    mean = float(np.mean([p["diff"] for p in paired]))
+    return (f"{name_a} minus {name_b}, test ROC-AUC (paired bootstrap over {where}, per training seed): "
+            f"{', '.join(parts)}; mean {mean:+.3f}. The interval {counts}: {verdict}")

@@ -122,3 +122,33 @@ def test_active_confounders_by_hand():
     assert active_confounders({"confounders": every}) == [
         "expiratory", "contrast", "dependent density", "atelectasis", "nodules", "scars", "smooth kernel",
         "no base", "motion"]
+
+
+def test_seed_comparison_words_follow_the_intervals():
+    from ctutils.experiments import describe_seed_comparison
+
+    better = [{"seed": s, "diff": 0.1, "low": 0.02, "high": 0.2} for s in range(3)]
+    worse = [{"seed": s, "diff": -0.1, "low": -0.2, "high": -0.01} for s in range(3)]
+    tied = [{"seed": s, "diff": 0.0, "low": -0.05, "high": 0.05} for s in range(3)]
+    text = describe_seed_comparison(better, name_a="A", name_b="B", n_scans=30)
+    assert "lies above 0 in 3 of 3 seeds" in text and text.endswith("A ranks the test scans better than B for every seed.")
+    assert "mean +0.100" in text and "over the 30 test scans" in text
+    text = describe_seed_comparison(worse, name_a="A", name_b="B")
+    assert "lies below 0 in 3 of 3 seeds" in text and text.endswith("B ranks the test scans better than A for every seed.")
+    assert "mean -0.100" in text
+    text = describe_seed_comparison(tied, name_a="A", name_b="B")
+    assert "contains 0 in 3" in text and text.endswith("cannot tell the two apart for any seed.")
+    with pytest.raises(ValueError, match="no paired comparison"):
+        describe_seed_comparison([], name_a="A", name_b="B")
+
+
+def test_load_results(tmp_path):
+    from ctutils.experiments import load_results
+
+    assert load_results(tmp_path) == {}
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "experiments.json").write_text('{"flip": {"wall_seconds": 12.5}}')
+    assert load_results(tmp_path) == {"flip": {"wall_seconds": 12.5}}
+    (tmp_path / "docs" / "experiments.json").write_text("{oops")
+    with pytest.raises(ValueError, match="experiments.json: not valid JSON"):
+        load_results(tmp_path)

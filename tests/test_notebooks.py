@@ -182,7 +182,16 @@ def test_every_chapter_runs_with_the_quick_profile(course_run: Path) -> None:
         assert (course_run / "notebooks" / path.name).is_file()
         assert f"| [{path.stem}](notebooks/{path.name}) | ✅ passed |" in summary
     metrics = json.loads((course_run / "metrics.json").read_text())
-    assert metrics["00_setup"] == {"n_studies": 120, "n_normal": 60, "n_abnormal": 60}
+    profile = course.PROFILES["quick"]
+    assert metrics["00_setup"] == {"n_studies": profile.n_normal + profile.n_abnormal, "n_normal": profile.n_normal,
+                                   "n_abnormal": profile.n_abnormal}
+    # The course's central result (issue 10): the quick profile's CNN learns, visibly, in the default run.
+    training = metrics["05_training"]
+    assert training["best_val_loss"] <= 0.45, f"chapter 05 did not learn: {training}"
+    assert training["best_val_auc"] >= 0.85, f"chapter 05 did not learn: {training}"
+    evaluation = metrics["06_evaluation"]
+    assert evaluation["test_n"] >= 30 and evaluation["test_auc_high"] - evaluation["test_auc_low"] <= 0.3
+    assert evaluation["cnn_seeds"] == 3  # the seeds study: same recipe and epochs as the main model
     # The repository's real CT (data/real-ct) is always there: chapter 01 compares, chapter 06 predicts.
     assert metrics["01_data"]["real_ct_compared"] is True
     assert (course_run / "figures" / "01_data-real-vs-phantom.png").is_file()

@@ -52,7 +52,9 @@ HISTORY_LABELS = {"loss": "binary cross-entropy", "auc": "ROC-AUC", "acc": "accu
 #: Chance level of each training curve for balanced classes: a constant P = 0.5 has a binary
 #: cross-entropy of ln 2, a ROC-AUC of 0.5 and (with balanced classes) an accuracy of 0.5.
 CHANCE_LEVELS = {"loss": math.log(2.0), "auc": 0.5, "acc": 0.5, "accuracy": 0.5, "binary_accuracy": 0.5}
-HEAT_LABEL = "Grad-CAM heat (fraction of the maximum)"
+HEAT_LABEL = "Grad-CAM heat\n(fraction of the maximum)"  # two lines: fits beside one row of panels
+_COLORBAR_INCHES = 0.6
+_COLORBAR_MIN_HEIGHT_INCHES = 2.0
 #: The "R" / "L" markers: large, bold, white with a black outline, legible on air, lung and bone alike.
 _SIDE_LABEL = {"color": "white", "fontsize": 12, "fontweight": "bold"}
 _SIDE_OUTLINE_POINTS = 3.0
@@ -185,8 +187,11 @@ def _montage(
 ) -> Any:
     cols = max(1, min(int(cols), len(slices)))
     rows = math.ceil(len(slices) / cols)
-    bar = 0.6 if colorbar_label else 0.0
-    fig = _new_figure(cols * panel_size + bar, rows * panel_size * aspect + (0.3 if title else 0.0))
+    bar = _COLORBAR_INCHES if colorbar_label else 0.0
+    height = rows * panel_size * aspect + (0.3 if title else 0.0)
+    if colorbar_label:
+        height = max(height, _COLORBAR_MIN_HEIGHT_INCHES)  # room for the bar's label
+    fig = _new_figure(cols * panel_size + bar, height)
     axes = _grid(fig, len(slices), cols)
     for ax, z in zip(axes, slices):
         _show_slice(ax, data, z, vmin=vmin, vmax=vmax, aspect=aspect, cmap=cmap, heatmap=heatmap,
@@ -197,8 +202,8 @@ def _montage(
         from matplotlib.colors import Normalize
 
         mappable = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=heat_cmap)
-        cbar = fig.colorbar(mappable, ax=axes, shrink=0.8, aspect=30, pad=0.02)
-        cbar.set_label(colorbar_label, fontsize=8)
+        cbar = fig.colorbar(mappable, ax=axes, shrink=0.9, aspect=30, pad=0.02)
+        cbar.set_label(colorbar_label, fontsize=7)
         cbar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -287,8 +292,9 @@ def overlay_montage(
     heat_cmap : str
         Colour map of the heatmap.
     panel_size : float
-        Inches per panel (default :data:`OVERLAY_PANEL_INCHES`, 2.5); the figure is at most
-        :data:`MAX_WIDTH_INCHES` wide, so fewer columns give larger panels.
+        Inches per panel (default :data:`OVERLAY_PANEL_INCHES`, 2.5). The figure is at most
+        :data:`MAX_WIDTH_INCHES` (10) wide, so with many columns the panels shrink to fit
+        (``cols=8``: about 1.2 in); ``cols=4`` or fewer keeps the full size.
     colorbar : bool
         Add a colour bar of the heat (0 to 1), labelled ``colorbar_label``.
     colorbar_label : str
@@ -320,9 +326,12 @@ def overlay_montage(
         raise ValueError(f"panel_size must be > 0 inches, got {panel_size}")
     chosen = _choose_slices(data.shape[2], n=n, slices=slices)
     low, high = _intensity_range([data], hu_window=hu_window, vmin=vmin, vmax=vmax)
+    n_cols = max(1, min(int(cols), len(chosen)))
+    bar = _COLORBAR_INCHES if colorbar else 0.0
+    panel = min(float(panel_size), (MAX_WIDTH_INCHES - bar) / n_cols)  # the height follows the width
     return _montage(data, slices=chosen, cols=cols, vmin=low, vmax=high, aspect=aspect, title=title,
-                    cmap="gray", heatmap=heat, alpha=alpha, heat_cmap=heat_cmap,
-                    panel_size=float(panel_size), contour=outline, contour_color=contour_color,
+                    cmap="gray", heatmap=heat, alpha=alpha, heat_cmap=heat_cmap, panel_size=panel,
+                    contour=outline, contour_color=contour_color,
                     colorbar_label=colorbar_label if colorbar else None)
 
 

@@ -109,7 +109,7 @@ def test_overlay_montage():
         overlay = np.asarray(ax.images[1].get_array())
         assert set(np.nonzero(overlay == 1.0)[1].tolist()) == {0}
     assert bar.get_label() == "<colorbar>"
-    assert bar.get_ylabel() == "Grad-CAM heat (fraction of the maximum)"
+    assert bar.get_ylabel() == "Grad-CAM heat\n(fraction of the maximum)"
     assert bar.get_ylim() == (0.0, 1.0)
     with pytest.raises(ValueError, match="heatmap shape"):
         plotting.overlay_montage(v, heat[:, :, :2])
@@ -125,6 +125,10 @@ def test_overlay_montage_panel_size_and_no_colorbar():
     assert big.get_size_inches().tolist() == pytest.approx([2 * plotting.OVERLAY_PANEL_INCHES,
                                                             plotting.OVERLAY_PANEL_INCHES])
     assert plotting.OVERLAY_PANEL_INCHES > plotting.PANEL_INCHES
+    # eight columns cannot be 2.5 in each within 10 in: panels shrink, and the height with them
+    v8 = np.zeros((X, X, 8), np.float32)
+    wide = plotting.overlay_montage(v8, v8, n=8, cols=8, colorbar=False, title=None)
+    assert wide.get_size_inches().tolist() == pytest.approx([plotting.MAX_WIDTH_INCHES, plotting.MAX_WIDTH_INCHES / 8])
     with pytest.raises(ValueError, match="panel_size must be > 0"):
         plotting.overlay_montage(v, heat, panel_size=0)
 

@@ -3,7 +3,7 @@
 ::
 
     python -m ctutils [--verbose] COMMAND …     --verbose: TensorFlow's C++ start-up log too
-    python -m ctutils data synth --out DIR --normal N --abnormal N --seed S [--size 512] [--layout keras-example|full] [--grades G ...]
+    python -m ctutils data synth --out DIR --normal N --abnormal N --seed S [--size 512] [--layout keras-example|full] [--grades G ...] [--shortcut-marker]
     python -m ctutils data download --dataset NAME --dest DIR [--registry FILE]
     python -m ctutils data preprocess --src DIR --out CACHE [--shape X Y Z] [--preset keras-example] [--strict]
     python -m ctutils data info PATH
@@ -59,11 +59,15 @@ def _data_synth(args: argparse.Namespace) -> int:
     paths = generate_dataset(
         args.out, normal=args.normal, abnormal=args.abnormal, seed=args.seed, size=args.size,
         layout=args.layout, grades=args.grades, workers=args.workers, progress=not args.quiet,
+        shortcut_marker=args.shortcut_marker,
     )
     folders = Counter(p.parent.name for p in paths)
     summary = ", ".join(f"{n} in {folder}" for folder, n in sorted(folders.items()))
     masks = f", lesion masks in {args.out / 'masks'}" if args.abnormal else ""
     print(f"{args.out}: {len(paths)} synthetic studies ({summary}){masks}")
+    if args.shortcut_marker:
+        print("deliberate flaw: every abnormal study has a skin marker (a shortcut to the label); "
+              "generate the clean copy with the same seed without --shortcut-marker")
     return 0
 
 
@@ -272,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only these grades for the abnormal studies, e.g. --layout full --grades 1 (CT-0 against CT-1)")
     synth.add_argument("--workers", type=_positive, default=None, help="processes (default: all cores)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
+    synth.add_argument("--shortcut-marker", action="store_true",
+                       help="teaching experiment: a dense skin marker in every abnormal study only (a deliberate "
+                            "shortcut to the label); all else identical to the dataset without it at the same seed")
     synth.set_defaults(func=_data_synth)
 
     download = data_commands.add_parser("download", help="download a dataset of the registry (MosMedData)")

@@ -515,6 +515,8 @@ def _synthetic_complete(cfg: CourseConfig) -> bool:
               "grades": list(LAYOUTS["keras-example"]["grades"])}
     if not isinstance(meta, dict) or any(meta.get(k) != v for k, v in wanted.items()):
         return False
+    if meta.get("shortcut_marker", False):  # the teaching flaw is never the course's dataset
+        return False
     studies = meta.get("studies", [])
     return len(studies) == p.n_normal + p.n_abnormal and all(
         (cfg.data_dir / str(s.get("path", ""))).is_file() for s in studies

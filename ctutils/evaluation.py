@@ -8,6 +8,11 @@ The point estimates come from :mod:`sklearn.metrics`. The bootstrap recomputes t
 metrics from the confusion counts of each resample (the same formulas, vectorised, so 1000
 resamples take about a second) and ROC-AUC / average precision with scikit-learn.
 
+Temperature scaling (:func:`fit_temperature`, :func:`apply_temperature`) recalibrates the
+sigmoid output without changing the ranking. The ``describe_*`` and :func:`conclude_comparisons`
+helpers turn computed values into sentences, so that a notebook never types a direction
+("higher", "beats") or a number that its run computes.
+
 Nothing here imports TensorFlow at module level; only :func:`predict_cache` and
 :func:`evaluate_model` (which run a Keras model) do.
 """
@@ -534,6 +539,114 @@ def calibration(
     return table, ece
 
 
+#: Probabilities are clipped to [PROB_EPS, 1 - PROB_EPS] before taking logits (temperature scaling).
+PROB_EPS = 1e-7
+
+
+def _logits(yp: np.ndarray) -> np.ndarray:
+    from scipy.special import logit
+
+    return logit(np.clip(yp, PROB_EPS, 1.0 - PROB_EPS))
+
+
+def _binary_nll(yt: np.ndarray, logits: np.ndarray) -> float:
+    """Mean binary cross-entropy of ``sigmoid(logits)``, computed stably (log-sum-exp)."""
+    # -log sigmoid(z) = log(1 + exp(-z)); -log(1 - sigmoid(z)) = log(1 + exp(z))
+    return float(np.mean(np.where(yt == 1, np.logaddexp(0.0, -logits), np.logaddexp(0.0, logits))))
+
+
+def fit_temperature(y_true: Any, y_prob: Any) -> float:
+    """Temperature ``T`` that calibrates a sigmoid output best (temperature scaling, Guo et al. 2017).
+
+    The logits ``z = logit(clip(p, 1e-7, 1 - 1e-7))`` are divided by one number ``T > 0``;
+    ``T`` minimises the mean binary cross-entropy (negative log-likelihood) of
+    ``sigmoid(z / T)`` on these scans (:func:`scipy.optimize.minimize_scalar` over ``log T`` in
+    [-5, 5], so ``T`` lies in [0.0067, 148]). ``T > 1`` softens an over-confident model,
+    ``T < 1`` sharpens an under-confident one. Dividing by a positive number keeps the order of
+    the scores, so ROC-AUC and average precision do not change; accuracy at 0.5 does not
+    either (``z = 0`` stays at ``p = 0.5``).
+
+    Fit ``T`` on the validation split and apply it to the test split with
+    :func:`apply_temperature`; fitted and scored on the same scans it flatters the result.
+
+    Parameters
+    ----------
+    y_true : array-like of int, shape (N,)
+        0 = normal, 1 = abnormal.
+    y_prob : array-like of float, shape (N,)
+        P(abnormal) in [0, 1].
+
+    Returns
+    -------
+    float
+        The temperature. 1.0 when every ``p`` is 0.5 (all logits 0: ``T`` changes nothing).
+        When the scans are perfectly separated by the sign of the logits, the loss keeps
+        falling as ``T`` shrinks and the fit stops at the bound, ``exp(-5)``.
+
+    Raises
+    ------
+    ValueError
+        For labels other than 0/1, probabilities outside [0, 1], NaN, empty or mismatched inputs.
+
+    Examples
+    --------
+    >>> y = [0, 1, 0, 1, 0, 1, 0, 1]
+    >>> p = [0.01, 0.99, 0.99, 0.01, 0.02, 0.98, 0.03, 0.97]  # confident, and wrong twice
+    >>> fit_temperature(y, p) > 1
+    True
+    """
+    from scipy.optimize import minimize_scalar
+
+    yt, yp = _check_labels_probs(y_true, y_prob)
+    z = _logits(yp)
+    if not np.any(z):
+        return 1.0
+    result = minimize_scalar(lambda log_t: _binary_nll(yt, z / math.exp(log_t)),
+                             bounds=(-5.0, 5.0), method="bounded", options={"xatol": 1e-6})
+    return float(math.exp(result.x))
+
+
+def apply_temperature(y_prob: Any, temperature: float) -> np.ndarray:
+    """Recalibrated probabilities ``sigmoid(logit(clip(p, 1e-7, 1 - 1e-7)) / temperature)``.
+
+    Parameters
+    ----------
+    y_prob : array-like of float, any shape
+        P(abnormal) in [0, 1]; not modified.
+    temperature : float
+        ``T > 0``, e.g. from :func:`fit_temperature`. ``T = 1`` returns ``p`` clipped to
+        [1e-7, 1 - 1e-7] (unchanged inside that range).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, the shape of ``y_prob``, in the same order as ``y_prob`` (ranking unchanged).
+
+    Raises
+    ------
+    ValueError
+        If ``temperature`` is not a finite number > 0, or ``y_prob`` is not finite and in [0, 1].
+
+    Examples
+    --------
+    >>> apply_temperature([0.5, 0.8, 0.2], 2.0).round(3)  # logit 0.8 = ln 4; sigmoid(ln 4 / 2) = 2/3
+    array([0.5  , 0.667, 0.333])
+    """
+    from scipy.special import expit
+
+    t = float(temperature)
+    if not (math.isfinite(t) and t > 0.0):
+        raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
+    yp = np.asarray(y_prob, dtype=np.float64)
+    if not np.all(np.isfinite(yp)):
+        raise ValueError("y_prob contains NaN or infinite values")
+    if yp.size and (yp.min() < 0.0 or yp.max() > 1.0):
+        raise ValueError(
+            f"y_prob must be probabilities in [0, 1], got range [{yp.min():.4g}, {yp.max():.4g}]"
+        )
+    return expit(_logits(yp) / t)
+
+
 def most_confident_mistakes(
     y_true: Any, y_prob: Any, *, k: int = 6, threshold: float = 0.5
 ) -> np.ndarray:
@@ -916,3 +1029,316 @@ def format_report(result: Mapping[str, Any]) -> str:
     lines.append(f"expected calibration error: {result['calibration']['ece']:.3f}")
     return "\n".join(lines)
 
+
+
+# --------------------------------------------------------------------------------------------
+# sentences built from the values (a notebook never types a conclusion its run computes)
+# --------------------------------------------------------------------------------------------
+#: A change of the expected calibration error smaller than this is reported as "no change".
+ECE_NO_CHANGE = 0.005
+#: Below this many scans :func:`describe_calibration` warns that the ECE is noisy.
+ECE_FEW_SCANS = 100
+
+
+def _num(x: float, digits: int, *, signed: bool = False) -> str:
+    """``x`` rounded to ``digits`` decimals; a value that rounds to 0 is written ``0.00`` (no "-0.00")."""
+    x = float(x)
+    if round(x, digits) == 0:
+        x = 0.0
+    return f"{x:+.{digits}f}" if signed and x != 0.0 else f"{x:.{digits}f}"
+
+
+def _check_interval(name: str, value: float, low: float, high: float) -> tuple[float, float, float]:
+    value, low, high = float(value), float(low), float(high)
+    if not all(math.isfinite(v) for v in (value, low, high)):
+        raise ValueError(f"{name}: value and interval must be finite numbers, got ({value}, {low}, {high})")
+    if low > high:
+        raise ValueError(f"{name}: interval [{low}, {high}] has its lower end above its upper end")
+    return value, low, high
+
+
+def _side_of(low: float, high: float, reference: float) -> str:
+    """``"above"``, ``"below"`` or ``"contains"``: where a closed interval lies relative to ``reference``.
+
+    An interval that reaches the reference exactly (``low == reference``) contains it.
+    """
+    if low > reference:
+        return "above"
+    if high < reference:
+        return "below"
+    return "contains"
+
+
+def _level_text(level: float) -> str:
+    level = float(level)
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must be in (0, 1), e.g. 0.95, got {level}")
+    return f"{100 * level:g} %"
+
+
+def _join(words: Sequence[str]) -> str:
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    words = list(words)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def describe_difference(
+    name_a: str,
+    name_b: str,
+    diff: float,
+    low: float,
+    high: float,
+    *,
+    what: str = "ROC-AUC",
+    where: str = "the test split",
+    level: float = 0.95,
+    digits: int = 2,
+) -> str:
+    """One sentence on a paired difference ``a − b`` and its interval, e.g. from :func:`compare_auc`.
+
+    The direction ("higher", "lower", "the same") comes from ``diff`` and the verdict from where
+    the interval lies: above 0, below 0, or containing 0 (an interval that reaches 0 exactly
+    contains it).
+
+    Parameters
+    ----------
+    name_a, name_b : str
+        The two models, as they should read in the sentence ("the CNN", "the baseline"); "'s"
+        is appended to form the possessive.
+    diff, low, high : float
+        ``a − b`` and its interval.
+    what : str
+        The measure.
+    where : str
+        The scans it was measured on, read after "On" ("the test split").
+    level : float
+        Coverage of the interval.
+    digits : int
+        Decimals of the numbers.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        For a non-finite value or an interval whose lower end is above its upper end.
+
+    Examples
+    --------
+    >>> describe_difference("the CNN", "the baseline", 0.07, 0.01, 0.15)
+    "On the test split, the CNN's ROC-AUC is higher than the baseline's by 0.07 (95 % interval of the difference [+0.01, +0.15]): the whole interval lies above 0."
+    >>> describe_difference("the CNN", "the baseline", 0.04, -0.02, 0.1, where="the validation split")
+    "On the validation split, the CNN's ROC-AUC is higher than the baseline's by 0.04 (95 % interval of the difference [-0.02, +0.10]): the interval contains 0, so these scans cannot tell the two apart."
+    """
+    diff, low, high = _check_interval("describe_difference", diff, low, high)
+    if round(diff, digits) == 0:
+        direction = f"the same as {name_b}'s to {digits} decimals"
+    else:
+        word = "higher" if diff > 0 else "lower"
+        direction = f"{word} than {name_b}'s by {_num(abs(diff), digits)}"
+    side = _side_of(low, high, 0.0)
+    verdict = {
+        "above": "the whole interval lies above 0.",
+        "below": "the whole interval lies below 0.",
+        "contains": "the interval contains 0, so these scans cannot tell the two apart.",
+    }[side]
+    interval = f"[{_num(low, digits, signed=True)}, {_num(high, digits, signed=True)}]"
+    return (f"On {where}, {name_a}'s {what} is {direction} ({_level_text(level)} interval of the "
+            f"difference {interval}): {verdict}")
+
+
+def conclude_comparisons(
+    evidence: Mapping[str, tuple[float, float, float]],
+    *,
+    name_a: str,
+    name_b: str,
+    what: str = "ROC-AUC",
+    level: float = 0.95,
+    digits: int = 2,
+) -> str:
+    """A conclusion that states only what every measure agrees on.
+
+    Each measure is classified by where its interval of ``a − b`` lies: above 0, below 0, or
+    containing 0. All above: ``a`` is better on every measure; all below: ``b`` is; all
+    containing 0: the data cannot tell them apart; anything else: the sentence names which
+    measures disagree and draws no conclusion.
+
+    Parameters
+    ----------
+    evidence : mapping
+        Label (``"validation"``, ``"test"``, ``"cross-validation"``) → ``(diff, low, high)``
+        of ``a − b``, in the order they should be listed.
+    name_a, name_b : str
+        The two models, as they should read in the sentence.
+    what, level, digits
+        As in :func:`describe_difference`.
+
+    Returns
+    -------
+    str
+        The conclusion, followed by the numbers of each measure.
+
+    Raises
+    ------
+    ValueError
+        If ``evidence`` is empty, or a value is not finite or its interval is reversed.
+
+    Examples
+    --------
+    >>> conclude_comparisons({"validation": (0.12, 0.03, 0.28), "test": (0.07, 0.01, 0.18)},
+    ...                      name_a="the CNN", name_b="the baseline")
+    'On every measure (validation and test) the 95 % interval of the ROC-AUC difference lies above 0: the CNN is better than the baseline on all of them. Validation +0.12 [+0.03, +0.28]; test +0.07 [+0.01, +0.18].'
+    >>> conclude_comparisons({"validation": (0.12, 0.03, 0.28), "test": (0.07, 0.0, 0.18)},
+    ...                      name_a="the CNN", name_b="the baseline")  # doctest: +ELLIPSIS
+    'The measures disagree: the interval lies above 0 on validation and contains 0 on test, so no conclusion ...'
+    """
+    if not evidence:
+        raise ValueError("evidence is empty: give at least one measure (label -> (diff, low, high))")
+    sides: dict[str, str] = {}
+    numbers = []
+    for label, triple in evidence.items():
+        if len(tuple(triple)) != 3:
+            raise ValueError(f"evidence[{label!r}]: expected (diff, low, high), got {triple!r}")
+        diff, low, high = _check_interval(f"evidence[{label!r}]", *triple)
+        sides[label] = _side_of(low, high, 0.0)
+        numbers.append(f"{label} {_num(diff, digits, signed=True)} "
+                       f"[{_num(low, digits, signed=True)}, {_num(high, digits, signed=True)}]")
+    labels = _join(list(sides))
+    found = set(sides.values())
+    interval = f"the {_level_text(level)} interval of the {what} difference"
+    if found == {"above"}:
+        head = (f"On every measure ({labels}) {interval} lies above 0: {name_a} is better than "
+                f"{name_b} on all of them.")
+    elif found == {"below"}:
+        head = (f"On every measure ({labels}) {interval} lies below 0: {name_b} is better than "
+                f"{name_a} on all of them.")
+    elif found == {"contains"}:
+        head = (f"On every measure ({labels}) {interval} contains 0: these data cannot tell "
+                f"{name_a} and {name_b} apart.")
+    else:
+        phrase = {"above": "lies above 0", "below": "lies below 0", "contains": "contains 0"}
+        groups = [f"{phrase[side]} on {_join([k for k, v in sides.items() if v == side])}"
+                  for side in ("above", "below", "contains") if side in found]
+        head = (f"The measures disagree: the interval {_join(groups)}, so no conclusion "
+                f"about whether {name_a} or {name_b} has the better {what}.")
+    tail = "; ".join(numbers)
+    return f"{head} {tail[0].upper()}{tail[1:]}."
+
+
+def describe_calibration(
+    ece_before: float, ece_after: float, *, n_scans: int, digits: int = 3
+) -> str:
+    """One or two sentences on what temperature scaling did to the expected calibration error.
+
+    A change smaller than :data:`ECE_NO_CHANGE` (0.005) in absolute value is reported as no
+    change. With fewer than :data:`ECE_FEW_SCANS` (100) scans a second sentence says that the
+    ECE is noisy: one scan moving to another bin changes it by up to ``1 / n_scans``.
+
+    Parameters
+    ----------
+    ece_before, ece_after : float
+        ECE (:func:`calibration`) before and after :func:`apply_temperature`, in [0, 1].
+    n_scans : int
+        Number of scans the ECE was measured on (>= 1).
+    digits : int
+        Decimals of the numbers.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    ValueError
+        If an ECE is not in [0, 1] or ``n_scans`` < 1.
+
+    Examples
+    --------
+    >>> describe_calibration(0.210, 0.080, n_scans=200)
+    'Temperature scaling lowered the expected calibration error from 0.210 to 0.080 (by 0.130).'
+    >>> describe_calibration(0.081, 0.079, n_scans=18)  # doctest: +NORMALIZE_WHITESPACE
+    'Temperature scaling left the expected calibration error unchanged (0.081 before, 0.079 after: no change).
+    With only 18 scans the ECE is noisy (one scan moving to another bin changes it by up to 1/18 = 0.056), so read
+    the change with caution.'
+    """
+    before, after = float(ece_before), float(ece_after)
+    for name, v in (("ece_before", before), ("ece_after", after)):
+        if not (math.isfinite(v) and 0.0 <= v <= 1.0):
+            raise ValueError(f"{name} must be an expected calibration error in [0, 1], got {v}")
+    if isinstance(n_scans, bool) or int(n_scans) != n_scans or n_scans < 1:
+        raise ValueError(f"n_scans must be an integer >= 1, got {n_scans!r}")
+    n = int(n_scans)
+    change = after - before
+    b, a = _num(before, digits), _num(after, digits)
+    if abs(change) < ECE_NO_CHANGE:
+        text = (f"Temperature scaling left the expected calibration error unchanged ({b} before, "
+                f"{a} after: no change).")
+    else:
+        word = "lowered" if change < 0 else "raised"
+        text = (f"Temperature scaling {word} the expected calibration error from {b} to {a} "
+                f"(by {_num(abs(change), digits)}).")
+    if n < ECE_FEW_SCANS:
+        text += (f" With only {n} scans the ECE is noisy (one scan moving to another bin changes "
+                 f"it by up to 1/{n} = {_num(1 / n, digits)}), so read the change with caution.")
+    return text
+
+
+def describe_auc(
+    auc: float,
+    low: float,
+    high: float,
+    *,
+    n_scans: int,
+    where: str,
+    level: float = 0.95,
+    digits: int = 3,
+) -> str:
+    """One sentence placing a ROC-AUC and its interval relative to chance (0.5).
+
+    Parameters
+    ----------
+    auc, low, high : float
+        ROC-AUC and its interval (e.g. from :func:`metrics_with_ci`), in [0, 1].
+    n_scans : int
+        Number of scans it was measured on.
+    where : str
+        The scans, read after "On" ("the test split").
+    level, digits
+        Coverage of the interval and decimals of the numbers.
+
+    Returns
+    -------
+    str
+        States the AUC, the interval and its half-width ``(high − low) / 2``, and whether the
+        interval lies above 0.5, below it, or contains it (an interval reaching 0.5 exactly
+        contains it).
+
+    Raises
+    ------
+    ValueError
+        If a value is NaN or outside [0, 1] (e.g. a split with one class), the interval is
+        reversed, or ``n_scans`` < 1.
+
+    Examples
+    --------
+    >>> describe_auc(0.889, 0.70, 1.0, n_scans=18, where="the test split")
+    'On the test split (18 scans), ROC-AUC is 0.889, 95 % interval [0.700, 1.000] (half-width 0.150): the interval lies above 0.5, so the model ranks abnormal scans above normal ones better than chance.'
+    """
+    auc, low, high = _check_interval("describe_auc", auc, low, high)
+    if not 0.0 <= low <= high <= 1.0 or not 0.0 <= auc <= 1.0:
+        raise ValueError(f"describe_auc: ROC-AUC and its interval must lie in [0, 1], got "
+                         f"{auc} [{low}, {high}]")
+    if isinstance(n_scans, bool) or int(n_scans) != n_scans or n_scans < 1:
+        raise ValueError(f"n_scans must be an integer >= 1, got {n_scans!r}")
+    verdict = {
+        "above": "the interval lies above 0.5, so the model ranks abnormal scans above normal ones "
+                 "better than chance.",
+        "below": "the interval lies below 0.5, so the model ranks abnormal scans below normal ones "
+                 "more often than chance would (are the labels or the output unit swapped?).",
+        "contains": "the interval contains 0.5, so these scans cannot tell the model from chance.",
+    }[_side_of(low, high, 0.5)]
+    return (f"On {where} ({int(n_scans)} scans), ROC-AUC is {_num(auc, digits)}, {_level_text(level)} "
+            f"interval [{_num(low, digits)}, {_num(high, digits)}] (half-width "
+            f"{_num((high - low) / 2, digits)}): {verdict}")

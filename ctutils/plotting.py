@@ -43,7 +43,18 @@ __all__ = [
 ]
 
 PANEL_INCHES = 1.7  # size of one slice panel; keeps committed notebooks small
+#: Default panel size of :func:`overlay_montage`: large enough to see small lesions under the heat.
+OVERLAY_PANEL_INCHES = 2.5
 MAX_WIDTH_INCHES = 10.0
+#: Readable y-axis names of the training curves (:func:`plot_history`); other keys are shown as is.
+HISTORY_LABELS = {"loss": "binary cross-entropy", "auc": "ROC-AUC", "acc": "accuracy",
+                  "accuracy": "accuracy", "binary_accuracy": "accuracy"}
+#: Chance level of each training curve for balanced classes: a constant P = 0.5 has a binary
+#: cross-entropy of ln 2, a ROC-AUC of 0.5 and (with balanced classes) an accuracy of 0.5.
+CHANCE_LEVELS = {"loss": math.log(2.0), "auc": 0.5, "acc": 0.5, "accuracy": 0.5, "binary_accuracy": 0.5}
+HEAT_LABEL = "Grad-CAM heat\n(fraction of the maximum)"  # two lines: fits beside one row of panels
+_COLORBAR_INCHES = 0.6
+_COLORBAR_MIN_HEIGHT_INCHES = 2.0
 #: The "R" / "L" markers: large, bold, white with a black outline, legible on air, lung and bone alike.
 _SIDE_LABEL = {"color": "white", "fontsize": 12, "fontweight": "bold"}
 _SIDE_OUTLINE_POINTS = 3.0
@@ -139,12 +150,18 @@ def _show_slice(
     heatmap: np.ndarray | None = None,
     alpha: float = 0.4,
     heat_cmap: str = "jet",
+    contour: np.ndarray | None = None,
+    contour_color: str = "white",
 ) -> None:
     ax.imshow(display_slice(data, z), cmap=cmap, vmin=vmin, vmax=vmax, aspect=aspect,
               interpolation="nearest")
     if heatmap is not None:
         ax.imshow(display_slice(heatmap, z), cmap=heat_cmap, vmin=0.0, vmax=1.0, alpha=alpha,
                   aspect=aspect, interpolation="bilinear")
+    if contour is not None:
+        outline = display_slice(contour, z).astype(np.float32)
+        if outline.min() < 0.5 <= outline.max():  # only where the slice crosses the mask's edge
+            ax.contour(outline, levels=[0.5], colors=[contour_color], linewidths=0.9)
     ax.set_xticks([])
     ax.set_yticks([])
     _label_sides(ax)
@@ -163,14 +180,31 @@ def _montage(
     heatmap: np.ndarray | None = None,
     alpha: float = 0.4,
     heat_cmap: str = "jet",
+    panel_size: float = PANEL_INCHES,
+    contour: np.ndarray | None = None,
+    contour_color: str = "white",
+    colorbar_label: str | None = None,
 ) -> Any:
     cols = max(1, min(int(cols), len(slices)))
     rows = math.ceil(len(slices) / cols)
-    fig = _new_figure(cols * PANEL_INCHES, rows * PANEL_INCHES * aspect + (0.3 if title else 0.0))
-    for ax, z in zip(_grid(fig, len(slices), cols), slices):
+    bar = _COLORBAR_INCHES if colorbar_label else 0.0
+    height = rows * panel_size * aspect + (0.3 if title else 0.0)
+    if colorbar_label:
+        height = max(height, _COLORBAR_MIN_HEIGHT_INCHES)  # room for the bar's label
+    fig = _new_figure(cols * panel_size + bar, height)
+    axes = _grid(fig, len(slices), cols)
+    for ax, z in zip(axes, slices):
         _show_slice(ax, data, z, vmin=vmin, vmax=vmax, aspect=aspect, cmap=cmap, heatmap=heatmap,
-                    alpha=alpha, heat_cmap=heat_cmap)
+                    alpha=alpha, heat_cmap=heat_cmap, contour=contour, contour_color=contour_color)
         ax.set_title(f"z = {z}", fontsize=8)
+    if colorbar_label:
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        mappable = ScalarMappable(norm=Normalize(0.0, 1.0), cmap=heat_cmap)
+        cbar = fig.colorbar(mappable, ax=axes, shrink=0.9, aspect=30, pad=0.02)
+        cbar.set_label(colorbar_label, fontsize=7)
+        cbar.ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return _done(fig)
@@ -236,6 +270,11 @@ def overlay_montage(
     vmin: float | None = None,
     vmax: float | None = None,
     title: str | None = "Grad-CAM (red: strongest evidence for 'abnormal')",
+    panel_size: float = OVERLAY_PANEL_INCHES,
+    colorbar: bool = True,
+    colorbar_label: str = HEAT_LABEL,
+    contour: np.ndarray | None = None,
+    contour_color: str = "white",
 ) -> Any:
     """A slice montage with a heatmap (e.g. :func:`ctutils.explain.grad_cam_3d`) blended on top.
 
@@ -252,20 +291,48 @@ def overlay_montage(
         Opacity of the heatmap.
     heat_cmap : str
         Colour map of the heatmap.
+    panel_size : float
+        Inches per panel (default :data:`OVERLAY_PANEL_INCHES`, 2.5). The figure is at most
+        :data:`MAX_WIDTH_INCHES` (10) wide, so with many columns the panels shrink to fit
+        (``cols=8``: about 1.2 in); ``cols=4`` or fewer keeps the full size.
+    colorbar : bool
+        Add a colour bar of the heat (0 to 1), labelled ``colorbar_label``.
+    colorbar_label : str
+        Its label.
+    contour : np.ndarray, optional
+        A mask of the same shape (bool, or fractions such as ``cache.masks`` rows: outlined at
+        0.5), e.g. the lesion mask: its outline is drawn as a thin line in ``contour_color``, so
+        one sees whether the heat falls on the lesions.
+    contour_color : str
+        Colour of that outline.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes per slice (two images each: the slice and the heatmap).
+        One axes per slice (two images each: the slice and the heatmap; plus one contour set
+        where the slice crosses the mask's outline), then the colour bar's axes when
+        ``colorbar``.
     """
     data, aspect = _volume_array(volume)
     heat = np.asarray(heatmap, dtype=np.float32)
     if heat.shape != data.shape:
         raise ValueError(f"heatmap shape {heat.shape} differs from the volume's {data.shape}")
+    outline = None
+    if contour is not None:
+        outline = np.asarray(contour, dtype=np.float32)
+        if outline.shape != data.shape:
+            raise ValueError(f"contour mask shape {outline.shape} differs from the volume's {data.shape}")
+    if not float(panel_size) > 0:
+        raise ValueError(f"panel_size must be > 0 inches, got {panel_size}")
     chosen = _choose_slices(data.shape[2], n=n, slices=slices)
     low, high = _intensity_range([data], hu_window=hu_window, vmin=vmin, vmax=vmax)
+    n_cols = max(1, min(int(cols), len(chosen)))
+    bar = _COLORBAR_INCHES if colorbar else 0.0
+    panel = min(float(panel_size), (MAX_WIDTH_INCHES - bar) / n_cols)  # the height follows the width
     return _montage(data, slices=chosen, cols=cols, vmin=low, vmax=high, aspect=aspect, title=title,
-                    cmap="gray", heatmap=heat, alpha=alpha, heat_cmap=heat_cmap)
+                    cmap="gray", heatmap=heat, alpha=alpha, heat_cmap=heat_cmap, panel_size=panel,
+                    contour=outline, contour_color=contour_color,
+                    colorbar_label=colorbar_label if colorbar else None)
 
 
 def plot_before_after(
@@ -497,8 +564,19 @@ def _read_history(history: Any) -> dict[str, list[float]]:
     return {str(k): [value(v) for v in vals] for k, vals in history.items()}
 
 
-def plot_history(history: Any, *, metrics: Sequence[str] | None = None, title: str | None = None) -> Any:
-    """Training curves: one axes per metric, train and validation.
+def _chance_label(value: float) -> str:
+    return "chance: ln 2" if math.isclose(value, math.log(2.0), abs_tol=1e-9) else f"chance: {value:g}"
+
+
+def plot_history(
+    history: Any,
+    *,
+    metrics: Sequence[str] | None = None,
+    title: str | None = None,
+    chance: Mapping[str, float] | None = None,
+    best_epoch: int | None = None,
+) -> Any:
+    """Training curves: one axes per metric, train and validation, with the chance level.
 
     Parameters
     ----------
@@ -509,11 +587,27 @@ def plot_history(history: Any, *, metrics: Sequence[str] | None = None, title: s
         except ``epoch`` and the learning rate, loss first.
     title : str, optional
         Figure title.
+    chance : mapping of str to float, optional
+        Chance level per metric, drawn as a dashed grey horizontal line labelled
+        ``"chance: <value>"`` in the legend. None: :data:`CHANCE_LEVELS` (ln 2 ≈ 0.693 for the
+        binary cross-entropy, labelled ``"chance: ln 2"``; 0.5 for ROC-AUC and accuracy, the
+        latter for balanced classes); ``{}``: no line.
+    best_epoch : int, optional
+        Mark this epoch (1-based, e.g. the one whose weights were kept) with a dotted vertical
+        line labelled ``"best epoch (k)"``.
 
     Returns
     -------
     matplotlib.figure.Figure
-        One axes per metric, x = epoch (1-based).
+        One axes per metric, x = epoch (1-based), y labelled with a readable name
+        (:data:`HISTORY_LABELS`: "binary cross-entropy" for loss, "ROC-AUC" for auc, "accuracy"
+        for acc, else the key). Lines in order: train, val, chance, best epoch (those present).
+
+    Raises
+    ------
+    ValueError
+        For an unreadable history, an unknown metric, a non-finite chance level, or a
+        ``best_epoch`` outside 1 … number of epochs.
     """
     hist = _read_history(history)
     skip = {"epoch", "lr", "learning_rate"}
@@ -527,6 +621,14 @@ def plot_history(history: Any, *, metrics: Sequence[str] | None = None, title: s
             raise ValueError(f"metric(s) {missing} not in the history (has {sorted(hist)})")
     if not names:
         raise ValueError(f"no metric to plot in the history (has {sorted(hist)})")
+    levels = dict(CHANCE_LEVELS if chance is None else chance)
+    for key, value in levels.items():
+        if not isinstance(value, (int, float, np.floating, np.integer)) or not math.isfinite(float(value)):
+            raise ValueError(f"chance[{key!r}] must be a finite number, got {value!r}")
+    n_epochs = max(len(v) for v in hist.values())
+    if best_epoch is not None and (isinstance(best_epoch, bool) or int(best_epoch) != best_epoch
+                                   or not 1 <= best_epoch <= n_epochs):
+        raise ValueError(f"best_epoch must be an epoch number in 1..{n_epochs}, got {best_epoch!r}")
     fig = _new_figure(3.2 * len(names), 2.6)
     for i, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), i + 1)
@@ -534,7 +636,13 @@ def plot_history(history: Any, *, metrics: Sequence[str] | None = None, title: s
             if key in hist:
                 values = hist[key]
                 ax.plot(np.arange(1, len(values) + 1), values, label=label)
+        if name in levels:
+            level = float(levels[name])
+            ax.axhline(level, ls="--", color="grey", lw=1, label=_chance_label(level))
+        if best_epoch is not None:
+            ax.axvline(int(best_epoch), ls=":", color="grey", lw=1, label=f"best epoch ({int(best_epoch)})")
         ax.set_xlabel("epoch")
+        ax.set_ylabel(HISTORY_LABELS.get(name, name))
         ax.set_title(name, fontsize=10)
         ax.legend(fontsize=8)
     if title:
@@ -708,6 +816,7 @@ def mistakes_gallery(
     threshold: float = 0.5,
     class_names: Sequence[str] = ("normal", "abnormal"),
     paths: Sequence[Any] | None = None,
+    captions: Sequence[str] | None = None,
     slice_index: int | None = None,
     cols: int = 3,
     hu_window: tuple[float, float] | None = None,
@@ -732,6 +841,9 @@ def mistakes_gallery(
         Names for the titles.
     paths : sequence, optional
         Source files; their names are added to the titles.
+    captions : sequence of str, optional
+        One more line per sample for its title, aligned with ``y_true`` (e.g.
+        ``"CT-2, 31 % involved"`` from ``synthetic.json``).
     slice_index : int, optional
         Slice shown; default the middle one.
     cols, hu_window, vmin, vmax, title
@@ -740,14 +852,17 @@ def mistakes_gallery(
     Returns
     -------
     matplotlib.figure.Figure
-        One axes per shown scan, titled with the truth and P(abnormal); a single axes saying
-        so when there is no mistake.
+        One axes per shown scan, titled with the truth and P(abnormal) (and its caption); a
+        single axes saying so when there is no mistake.
     """
     from ctutils.evaluation import _check_labels_probs, most_confident_mistakes
 
     yt, yp = _check_labels_probs(y_true, y_prob)
     if len(volumes) != yt.size:
         raise ValueError(f"got {len(volumes)} volumes for {yt.size} labels")
+    if captions is not None and (isinstance(captions, str) or len(captions) != yt.size):
+        got = "a single string" if isinstance(captions, str) else f"{len(captions)} captions"
+        raise ValueError(f"captions: got {got} for {yt.size} labels; give one per sample")
     if indices is None:
         chosen = [int(i) for i in most_confident_mistakes(yt, yp, k=k, threshold=threshold)]
     else:
@@ -773,7 +888,9 @@ def mistakes_gallery(
         z = data.shape[2] // 2 if z_fixed is None else z_fixed
         _show_slice(ax, data, z, vmin=low, vmax=high, aspect=asp)
         name = f"{Path(str(paths[i])).name}\n" if paths is not None else f"#{i} "
-        ax.set_title(f"{name}true {class_names[yt[i]]}, P({class_names[1]}) = {yp[i]:.2f}", fontsize=7)
+        caption = f"\n{captions[i]}" if captions is not None else ""
+        ax.set_title(f"{name}true {class_names[yt[i]]}, P({class_names[1]}) = {yp[i]:.2f}{caption}",
+                     fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return _done(fig)

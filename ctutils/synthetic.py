@@ -14,6 +14,12 @@ per class, studies numbered across the folders, lesion masks in ``masks/``::
 
 **The phantoms are synthetic**: a model that does well on them has learnt to find synthetic lesions
 in synthetic lungs, which says nothing clinical.
+
+**A deliberate flaw, for teaching** (``shortcut_marker=True``, ``data synth --shortcut-marker``):
+every *abnormal* study gets a dense skin marker in the air in front of the chest
+(:func:`add_shortcut_marker`), and nothing else changes. A model trained on such a dataset can
+score well by finding the marker instead of the lesions; Grad-CAM shows it, and the same model
+tested on the clean copy of the same studies (same seed, no marker) loses its accuracy.
 """
 
 from __future__ import annotations
@@ -36,9 +42,11 @@ from ctutils.phantoms import GRADE_RANGES, PHANTOM_VERSION, make_phantom
 
 __all__ = [
     "LAYOUTS",
+    "MARKER_HU",
     "MOSMEDDATA_PROPORTIONS",
     "PlannedStudy",
     "active_confounders",
+    "add_shortcut_marker",
     "generate_dataset",
     "grade_sequence",
     "read_studies",
@@ -54,6 +62,17 @@ LAYOUTS: dict[str, dict[str, Any]] = {
     "full": {"grades": (1, 2, 3, 4), "folders": {g: f"CT-{g}" for g in range(5)}},
 }
 _ALL_FOLDERS = ("CT-0", "CT-1", "CT-2", "CT-3", "CT-4", "CT-23")
+#: The shortcut marker (:func:`add_shortcut_marker`): its density in HU (bone-like, far above the
+#: course's window [-1000, 400], so it is 1.0 after windowing), its in-plane size and its gap to
+#: the skin in voxels at 256 px (scaled with ``size``), and its thickness as a fraction of the
+#: stored slices (at least 2).
+MARKER_HU = 1000
+MARKER_PX_AT_256 = 12
+MARKER_GAP_PX_AT_256 = 3
+MARKER_SLICE_FRACTION = 1 / 8
+_BODY_HU = -500.0  # above air and lung, below fat: where the skin is
+#: Parameters of ``synthetic.json`` that older datasets lack, with the value they had.
+_PARAM_DEFAULTS = {"shortcut_marker": False}
 _STUDY = re.compile(r"study_\d+\.nii\.gz")
 _MASK = re.compile(r"study_\d+_mask\.nii\.gz")
 
@@ -181,16 +200,88 @@ def _save_nifti(path: Path, data: np.ndarray, affine: np.ndarray, description: s
         nib.save(img, tmp)
 
 
-def _write_study(study: PlannedStudy, seed: int, size: int) -> dict[str, Any]:
+def add_shortcut_marker(data: np.ndarray, *, midline_x: float) -> tuple[np.ndarray, list[list[int]]]:
+    """A copy of a phantom with a dense skin marker in the air just in front of the chest.
+
+    The marker is a box of :data:`MARKER_HU` (1000 HU, uniform, no noise): ``12 × 12`` voxels
+    in-plane at 256 px (``round(12 · size / 256)``, at least 2), centred on the body's midline
+    ``midline_x``, ``round(3 · size / 256)`` voxels (at least 1) in front of the skin (the first
+    voxel above -500 HU in its columns and slices), over the middle ``round(Z / 8)`` stored
+    slices (at least 2). It replaces only air, so it survives the course's preprocessing: at
+    64 × 64 × 32 it is about 3 × 3 × 4 voxels of 1.0 after the window [-1000, 400].
+
+    Parameters
+    ----------
+    data : numpy.ndarray
+        int16 HU (X, Y, Z) as :func:`ctutils.phantoms.make_phantom` stores it: X towards the
+        patient's left, Y posterior (so "in front" is towards Y = 0), Z superior. Not modified.
+    midline_x : float
+        X index of the body's midline (e.g. from ``Anatomy.centre_u_mm``).
+
+    Returns
+    -------
+    marked : numpy.ndarray
+        A copy of ``data`` with the marker.
+    box : list of [start, stop]
+        The marker's voxel ranges along X, Y and Z (stop excluded), e.g. for ``synthetic.json``.
+
+    Raises
+    ------
+    ValueError
+        If ``data`` is not 3-D, there is no body in the marker's columns, or no room for the
+        marker between the body and the edge of the image.
+
+    Examples
+    --------
+    >>> vol = np.full((256, 256, 40), -1000, np.int16)
+    >>> vol[:, 60:200, :] = 40                               # a "body" from row 60 on
+    >>> marked, box = add_shortcut_marker(vol, midline_x=128)
+    >>> box                                                   # 12 x 12 px, 3 px in front, 5 slices
+    [[122, 134], [45, 57], [17, 22]]
+    >>> int(marked[128, 50, 20]), int(vol[128, 50, 20])
+    (1000, -1000)
+    """
+    arr = np.asarray(data)
+    if arr.ndim != 3:
+        raise ValueError(f"data: expected an (X, Y, Z) volume, got shape {arr.shape}")
+    size_x, size_y, n_z = arr.shape
+    side = max(2, round(MARKER_PX_AT_256 * size_x / 256))
+    gap = max(1, round(MARKER_GAP_PX_AT_256 * size_x / 256))
+    thick = min(n_z, max(2, round(n_z * MARKER_SLICE_FRACTION)))
+    z0 = (n_z - thick) // 2
+    x0 = min(max(0, int(round(float(midline_x) - side / 2))), size_x - side)
+    columns = arr[x0:x0 + side, :, z0:z0 + thick]
+    rows = np.flatnonzero(np.any(columns > _BODY_HU, axis=(0, 2)))
+    if rows.size == 0:
+        raise ValueError(f"data: no body (HU > {_BODY_HU:g}) in columns {x0}..{x0 + side - 1}, "
+                         f"slices {z0}..{z0 + thick - 1}; cannot place the marker on the skin")
+    y1 = int(rows[0]) - gap
+    if y1 - side < 0:
+        raise ValueError(f"data: the body starts at row {rows[0]}, leaving no room for a "
+                         f"{side}-voxel marker {gap} voxels in front of it")
+    box = [[x0, x0 + side], [y1 - side, y1], [z0, z0 + thick]]
+    marked = arr.copy()
+    marked[box[0][0]:box[0][1], box[1][0]:box[1][1], box[2][0]:box[2][1]] = MARKER_HU
+    return marked, box
+
+
+def _write_study(study: PlannedStudy, seed: int, size: int, marker: bool = False) -> dict[str, Any]:
     """Worker: generate one study from (seed, label, index) and its grade; write it (and its mask)
-    atomically; return its facts for ``synthetic.json``."""
+    atomically; return its facts for ``synthetic.json``. ``marker``: add the shortcut marker to an
+    abnormal study (after the phantom is made, so nothing else changes)."""
     rng = np.random.default_rng([seed, study.label, study.index])
     p = make_phantom(grade=study.grade, rng=rng, size=size)
     note = f"ctutils synthetic phantom v{PHANTOM_VERSION} (not a patient)"
     if study.mask is not None:  # the mask first: a study file on disk always has its mask
         _save_nifti(study.mask, p.lesion_mask.astype(np.uint8), p.affine, f"lesion mask, {note}")
-    _save_nifti(study.path, p.data, p.affine, note)
-    return {**p.info, "folder": study.folder}
+    data, extra = p.data, {}
+    if marker and study.label == 1:
+        # the stored X axis runs towards the patient's left like u, voxel centres at (i + 0.5 - size/2) px
+        midline_x = p.anatomy.centre_u_mm / p.info["spacing_mm"][0] + size / 2 - 0.5
+        data, box = add_shortcut_marker(p.data, midline_x=midline_x)
+        extra = {"marker_box": box, "marker_hu": MARKER_HU}
+    _save_nifti(study.path, data, p.affine, note)
+    return {**p.info, "folder": study.folder, **extra}
 
 
 def _existing_files(root: Path) -> list[Path]:
@@ -234,7 +325,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def _run(todo: list[PlannedStudy], seed: int, size: int, workers: int | None, progress: bool,
-         done: dict[Path, dict[str, Any]]) -> None:
+         done: dict[Path, dict[str, Any]], marker: bool = False) -> None:
     """Generate ``todo`` in ``workers`` processes, recording each finished study in ``done``."""
     from ctutils.frontend import progress_bar
 
@@ -246,12 +337,12 @@ def _run(todo: list[PlannedStudy], seed: int, size: int, workers: int | None, pr
                       disable=not progress) as bar:
         if workers == 1:
             for study in todo:
-                done[study.path] = _write_study(study, seed, size)
+                done[study.path] = _write_study(study, seed, size, marker)
                 bar.update()
             return
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"))
         try:
-            futures = {pool.submit(_write_study, s, seed, size): s for s in todo}
+            futures = {pool.submit(_write_study, s, seed, size, marker): s for s in todo}
             for fut in as_completed(futures):
                 done[futures[fut].path] = fut.result()
                 bar.update()
@@ -274,6 +365,7 @@ def generate_dataset(
     grades: Sequence[int] | None = None,
     workers: int | None = None,
     progress: bool = True,
+    shortcut_marker: bool = False,
 ) -> list[Path]:
     """Write a synthetic MosMedData-shaped dataset of chest-CT phantoms with lesion masks.
 
@@ -303,6 +395,15 @@ def generate_dataset(
         Processes; None uses every available CPU core, 1 runs in this process.
     progress : bool, default True
         Show a tqdm progress bar.
+    shortcut_marker : bool, default False
+        A deliberate flaw for teaching: put a dense skin marker (:func:`add_shortcut_marker`,
+        1000 HU) in every **abnormal** study, so that the label can be read off the marker. Every
+        other voxel, the normal studies, the masks and the split are exactly those of the dataset
+        made without it at the same seed (the marker is added after the phantom is made, and the
+        split depends only on labels, keys and the seed), so a model trained on the marked copy
+        can be tested on the clean one. ``synthetic.json`` records ``"shortcut_marker"`` and, per
+        study, ``"marker"`` (true/false) with the marked studies' ``"marker_box"`` (voxel ranges
+        [start, stop) along X, Y, Z) and ``"marker_hu"``.
 
     Returns
     -------
@@ -323,15 +424,17 @@ def generate_dataset(
     size = _check_int("size", size, 32)
     if workers is not None:
         workers = _check_int("workers", workers, 1)
+    if not isinstance(shortcut_marker, (bool, np.bool_)):
+        raise ValueError(f"shortcut_marker: expected True or False, got {shortcut_marker!r}")
     chosen = _check_layout(layout, grades, abnormal)
     root = Path(out)
     params = {"generator": "ctutils.phantoms", "version": PHANTOM_VERSION, "seed": seed,
               "normal": normal, "abnormal": abnormal, "size": size, "layout": layout,
-              "grades": list(chosen)}
+              "grades": list(chosen), "shortcut_marker": bool(shortcut_marker)}
     existing = _existing_files(root)
     old = _read_metadata(root, existing)
     plan = study_plan(root, normal=normal, abnormal=abnormal, layout=layout, grades=grades)
-    same = bool(old) and all(old.get(k) == v for k, v in params.items())
+    same = bool(old) and all(old.get(k, _PARAM_DEFAULTS.get(k)) == v for k, v in params.items())
     wanted = {s.path for s in plan} | {s.mask for s in plan if s.mask is not None}
     for p in existing:  # stale files from other parameters or a larger dataset
         if not same or p not in wanted:
@@ -349,14 +452,16 @@ def generate_dataset(
 
     def record(complete: bool) -> None:
         studies = [{**done[s.path], "path": s.path.relative_to(root), "label": s.label,
-                    "mask": s.mask.relative_to(root) if s.mask else None}
+                    "mask": s.mask.relative_to(root) if s.mask else None,
+                    "marker": bool(shortcut_marker and s.label == 1)}
                    for s in plan if s.path in done]
         _write_json(root / SYNTHETIC_MARKER, {**params, "complete": complete,
                                             "grade_ranges": GRADE_RANGES, "studies": studies})
 
     record(False)  # from here on the folder is ours, even if this run is interrupted
     try:
-        _run([s for s in plan if s.path not in done], seed, size, workers, progress, done)
+        _run([s for s in plan if s.path not in done], seed, size, workers, progress, done,
+             bool(shortcut_marker))
     except BaseException:
         record(False)  # keep the facts about the studies already written for a rerun
         raise

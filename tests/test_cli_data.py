@@ -264,6 +264,18 @@ def test_synth_then_preprocess(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1] == "lesion masks: 2 of 4 rows (masks.npy)"
 
 
+def test_synth_shortcut_marker(tmp_path, capsys):
+    data = tmp_path / "data"
+    argv = ["data", "synth", "--out", str(data), "--normal", "1", "--abnormal", "1", "--seed", "0", "--size", "32",
+            "--workers", "1", "--quiet", "--shortcut-marker"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("deliberate flaw: every abnormal study has a skin marker")
+    meta = json.loads((data / "synthetic.json").read_text())
+    assert meta["shortcut_marker"] is True
+    assert [s["marker"] for s in meta["studies"]] == [False, True]
+
+
 def test_synth_full_layout(tmp_path, capsys):
     data = tmp_path / "data"
     argv = ["data", "synth", "--out", str(data), "--normal", "1", "--abnormal", "4", "--seed", "0", "--size", "32",

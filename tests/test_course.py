@@ -376,3 +376,25 @@ def test_ensure_model_reuses_a_finished_run_and_resumes_an_unfinished_one(tmp_pa
     (cfg.run_dir / "state.json").write_text(json.dumps({"epochs_done": 3, "finished": False, "stop_reason": None}))
     assert course.ensure_model(cfg) == cfg.model_path
     assert len(calls) == 1 and calls[0]["resume"] is True
+
+
+def test_a_dataset_with_the_shortcut_marker_is_never_the_courses(tmp_path):
+    from ctutils.phantoms import PHANTOM_VERSION
+
+    cfg = course.course_config("quick", "synthetic", data_dir=tmp_path / "data")
+    p = cfg.profile
+    studies = []
+    for i in range(p.n_normal + p.n_abnormal):
+        path = f"CT-{'0' if i < p.n_normal else '23'}/study_{i + 1:04d}.nii.gz"
+        (tmp_path / "data" / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "data" / path).touch()
+        studies.append({"path": path})
+    meta = {"complete": True, "version": PHANTOM_VERSION, "seed": p.data_seed, "normal": p.n_normal,
+            "abnormal": p.n_abnormal, "size": p.size, "layout": "keras-example", "grades": [2, 3],
+            "studies": studies}
+    (tmp_path / "data" / "synthetic.json").write_text(json.dumps(meta))
+    assert course._synthetic_complete(cfg)  # written before the option existed: unmarked
+    (tmp_path / "data" / "synthetic.json").write_text(json.dumps({**meta, "shortcut_marker": False}))
+    assert course._synthetic_complete(cfg)
+    (tmp_path / "data" / "synthetic.json").write_text(json.dumps({**meta, "shortcut_marker": True}))
+    assert not course._synthetic_complete(cfg)

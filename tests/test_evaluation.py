@@ -13,12 +13,18 @@ from sklearn.metrics import roc_auc_score
 from ctutils.evaluation import (
     METRIC_NAMES,
     _threshold_metrics_from_counts,
+    apply_temperature,
     binary_metrics,
     bootstrap_ci,
     calibration,
     choose_threshold,
     compare_auc,
+    conclude_comparisons,
     cross_validate,
+    describe_auc,
+    describe_calibration,
+    describe_difference,
+    fit_temperature,
     format_cv,
     format_report,
     metrics_with_ci,
@@ -480,3 +486,165 @@ def test_evaluate_model_errors(cache_and_model, tmp_path):
     with pytest.raises(ValueError, match="model.keras"):
         evaluate_model(cache.root, bad, n_boot=10)
 
+
+
+# --------------------------------------------------------------------------------------------
+# temperature scaling
+# --------------------------------------------------------------------------------------------
+def _nll(y, p):
+    y, p = np.asarray(y, float), np.clip(np.asarray(p, float), 1e-12, 1 - 1e-12)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def test_temperature_of_an_over_confident_model_by_hand():
+    # Every scan gets p = 0.9 (logit ln 9) and 3 of 4 are abnormal: the best constant is q = 0.75,
+    # i.e. sigmoid(ln 9 / T) = 3/4 → ln 9 / T = ln 3 → T = 2 exactly.
+    y, p = [1, 1, 1, 0], [0.9, 0.9, 0.9, 0.9]
+    t = fit_temperature(y, p)
+    assert t == pytest.approx(2.0, abs=1e-4)
+    calibrated = apply_temperature(p, t)
+    np.testing.assert_allclose(calibrated, 0.75, atol=1e-5)
+    assert _nll(y, calibrated) < _nll(y, p)
+    assert _nll(y, calibrated) == pytest.approx(-(3 * math.log(0.75) + math.log(0.25)) / 4, abs=1e-8)
+
+
+def test_temperature_of_an_under_confident_model_by_hand():
+    # p = 0.6 (logit ln 1.5) right 3 times of 4, p = 0.4 right 3 times of 4 → best q = 0.75:
+    # ln 1.5 / T = ln 3 → T = ln 1.5 / ln 3 ≈ 0.369 < 1 (sharpened).
+    y = [1, 1, 1, 0, 0, 0, 0, 1]
+    p = [0.6, 0.6, 0.6, 0.6, 0.4, 0.4, 0.4, 0.4]
+    t = fit_temperature(y, p)
+    assert t == pytest.approx(math.log(1.5) / math.log(3.0), abs=1e-4)
+    assert _nll(y, apply_temperature(p, t)) < _nll(y, p)
+
+
+def test_temperature_keeps_the_ranking_and_t1_keeps_p():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 40)
+    p = np.clip(0.5 + 0.45 * (2 * y - 1) * rng.uniform(0.2, 1, 40) + rng.normal(0, 0.2, 40), 0.0, 1.0)
+    np.testing.assert_allclose(apply_temperature(p, 1.0), np.clip(p, 1e-7, 1 - 1e-7), rtol=0, atol=1e-12)
+    for t in (0.3, 2.7, fit_temperature(y, p)):
+        q = apply_temperature(p, t)
+        assert roc_auc_score(y, q) == roc_auc_score(y, p)
+        np.testing.assert_array_equal(np.argsort(q, kind="stable"), np.argsort(p, kind="stable"))
+    original = p.copy()
+    apply_temperature(p, 3.0)
+    np.testing.assert_array_equal(p, original)  # the caller's array is untouched
+
+
+def test_temperature_edge_cases_and_bad_inputs():
+    assert fit_temperature([0, 1, 1], [0.5, 0.5, 0.5]) == 1.0  # all logits 0: nothing to scale
+    assert fit_temperature([0, 1], [0.1, 0.9]) == pytest.approx(math.exp(-5), rel=1e-3)  # separated
+    with pytest.raises(ValueError, match="only 0 .normal. and 1"):
+        fit_temperature([0, 2], [0.1, 0.2])
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        fit_temperature([0, 1], [0.1, 1.5])
+    with pytest.raises(ValueError, match="same length"):
+        fit_temperature([0, 1, 1], [0.1, 0.2])
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            apply_temperature([0.2], bad)
+    with pytest.raises(ValueError, match=r"probabilities in \[0, 1\]"):
+        apply_temperature([-0.1, 0.5], 2.0)
+    with pytest.raises(ValueError, match="NaN"):
+        apply_temperature([float("nan")], 2.0)
+
+
+# --------------------------------------------------------------------------------------------
+# sentences
+# --------------------------------------------------------------------------------------------
+def test_describe_difference_directions():
+    up = describe_difference("the CNN", "the baseline", 0.07, 0.01, 0.15)
+    assert up.startswith("On the test split, the CNN's ROC-AUC is higher than the baseline's by 0.07")
+    assert "[+0.01, +0.15]" in up and up.endswith("the whole interval lies above 0.")
+    down = describe_difference("the CNN", "the baseline", -0.2, -0.31, -0.1, what="accuracy",
+                               where="the validation split")
+    assert down.startswith("On the validation split, the CNN's accuracy is lower than the baseline's by 0.20")
+    assert "[-0.31, -0.10]" in down and down.endswith("lies below 0.")
+    # an interval that reaches 0 exactly contains it (README: "the paired intervals still reach zero")
+    touch = describe_difference("A", "B", 0.071, 0.0, 0.178, digits=3)
+    assert "higher than B's by 0.071" in touch and "[0.000, +0.178]" in touch
+    assert "contains 0, so these scans cannot tell the two apart" in touch
+    same = describe_difference("A", "B", -0.0004, -0.1, 0.1)
+    assert "the same as B's to 2 decimals" in same and "-0.00" not in same
+    with pytest.raises(ValueError, match="lower end above its upper end"):
+        describe_difference("A", "B", 0.1, 0.2, 0.0)
+    with pytest.raises(ValueError, match="finite"):
+        describe_difference("A", "B", float("nan"), 0.0, 0.1)
+
+
+def test_conclude_comparisons_states_only_what_all_agree_on():
+    wins = {"validation": (0.12, 0.03, 0.28), "test": (0.07, 0.01, 0.18), "cross-validation": (0.05, 0.02, 0.08)}
+    text = conclude_comparisons(wins, name_a="the CNN", name_b="the baseline")
+    assert text.startswith("On every measure (validation, test and cross-validation)")
+    assert "lies above 0: the CNN is better than the baseline on all of them." in text
+    assert "Validation +0.12 [+0.03, +0.28]; test +0.07 [+0.01, +0.18]; cross-validation +0.05 [+0.02, +0.08]." in text
+    loses = {k: (-d, -h, -lo) for k, (d, lo, h) in wins.items()}
+    text = conclude_comparisons(loses, name_a="the CNN", name_b="the baseline")
+    assert "lies below 0: the baseline is better than the CNN on all of them." in text
+    unclear = {"validation": (0.116, 0.0, 0.28), "test": (0.071, 0.0, 0.178)}
+    text = conclude_comparisons(unclear, name_a="the CNN", name_b="the baseline")
+    assert "contains 0: these data cannot tell the CNN and the baseline apart." in text
+    mixed = {"validation": (0.12, 0.03, 0.28), "test": (-0.07, -0.2, -0.01), "cross-validation": (0.02, -0.05, 0.09)}
+    text = conclude_comparisons(mixed, name_a="the CNN", name_b="the baseline", what="accuracy")
+    assert text.startswith("The measures disagree: the interval lies above 0 on validation, lies below 0 on test "
+                           "and contains 0 on cross-validation, so no conclusion")
+    assert "better than" not in text and "the better accuracy" in text
+    with pytest.raises(ValueError, match="evidence is empty"):
+        conclude_comparisons({}, name_a="A", name_b="B")
+    with pytest.raises(ValueError, match=r"evidence\['test'\]: expected \(diff, low, high\)"):
+        conclude_comparisons({"test": (0.1, 0.2)}, name_a="A", name_b="B")
+
+
+def test_describe_calibration_and_auc():
+    lowered = describe_calibration(0.210, 0.080, n_scans=200)
+    assert lowered == "Temperature scaling lowered the expected calibration error from 0.210 to 0.080 (by 0.130)."
+    raised = describe_calibration(0.05, 0.12, n_scans=30)
+    assert "raised the expected calibration error from 0.050 to 0.120 (by 0.070)" in raised
+    assert "With only 30 scans the ECE is noisy" in raised and "1/30 = 0.033" in raised
+    same = describe_calibration(0.081, 0.0762, n_scans=100)  # |Δ| = 0.0048 < 0.005
+    assert "unchanged (0.081 before, 0.076 after: no change)" in same and "noisy" not in same
+    with pytest.raises(ValueError, match=r"ece_after must be an expected calibration error in \[0, 1\]"):
+        describe_calibration(0.1, 1.2, n_scans=10)
+    with pytest.raises(ValueError, match="n_scans must be an integer >= 1"):
+        describe_calibration(0.1, 0.2, n_scans=0)
+
+    above = describe_auc(0.889, 0.70, 1.0, n_scans=18, where="the test split")
+    assert above.startswith("On the test split (18 scans), ROC-AUC is 0.889, 95 % interval [0.700, 1.000] "
+                            "(half-width 0.150)")
+    assert "lies above 0.5" in above and "better than chance" in above
+    inside = describe_auc(0.62, 0.41, 0.83, n_scans=30, where="the validation split")
+    assert "(half-width 0.210)" in inside and "contains 0.5, so these scans cannot tell the model from chance" in inside
+    below = describe_auc(0.3, 0.1, 0.45, n_scans=30, where="the test split")
+    assert "lies below 0.5" in below
+    with pytest.raises(ValueError, match=r"must lie in \[0, 1\]"):
+        describe_auc(0.9, 0.8, 1.1, n_scans=10, where="x")
+    with pytest.raises(ValueError, match="finite"):
+        describe_auc(float("nan"), 0.5, 0.6, n_scans=10, where="x")
+
+
+def test_sentences_follow_the_numbers_of_two_contrasting_runs():
+    """The same notebook code on two runs: one where the CNN wins everywhere, one where it does not."""
+    y = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1])
+    baseline = np.array([0.2, 0.3, 0.6, 0.4, 0.7, 0.5, 0.45, 0.55, 0.8, 0.35, 0.65, 0.9])
+    good_cnn = np.array([0.1, 0.2, 0.1, 0.3, 0.2, 0.1, 0.9, 0.8, 0.9, 0.7, 0.95, 0.85])  # separates
+    bad_cnn = good_cnn[::-1].copy()  # ranks every abnormal scan below every normal one
+
+    def sentences(cnn):
+        r = compare_auc(y, cnn, baseline, n_boot=300, seed=0)
+        one = describe_difference("the CNN", "the baseline", r["diff"], r["low"], r["high"])
+        return r, one, conclude_comparisons({"test": (r["diff"], r["low"], r["high"])},
+                                            name_a="the CNN", name_b="the baseline")
+
+    r_good, good, good_conclusion = sentences(good_cnn)
+    r_bad, bad, bad_conclusion = sentences(bad_cnn)
+    # baseline AUC by hand: the abnormal scores 0.45, 0.55, 0.8, 0.35, 0.65, 0.9 are above
+    # 3, 4, 6, 2, 5, 6 of the six normal ones → 26 of 36 pairs in order → 26/36
+    assert r_good["auc_b"] == pytest.approx(26 / 36)
+    assert r_good["diff"] == pytest.approx(1 - 26 / 36) and r_bad["diff"] == pytest.approx(0 - 26 / 36)
+    assert "higher than the baseline's by 0.28" in good  # 10/36
+    assert "lower than the baseline's by 0.72" in bad  # 26/36
+    assert "higher" not in bad and "lower" not in good
+    assert good.endswith("lies above 0.") and bad.endswith("lies below 0.")
+    assert "the CNN is better than the baseline" in good_conclusion
+    assert "the baseline is better than the CNN" in bad_conclusion

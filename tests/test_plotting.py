@@ -102,13 +102,54 @@ def test_overlay_montage():
     heat = np.zeros_like(v)
     heat[X - 1, :, :] = 1.0  # heat on the patient's right
     fig = plotting.overlay_montage(v, heat, n=3)
-    assert len(fig.axes) == 3
-    for ax in fig.axes:
+    assert len(fig.axes) == 4  # three slices and the colour bar
+    *panels, bar = fig.axes
+    for ax in panels:
         assert len(ax.images) == 2
         overlay = np.asarray(ax.images[1].get_array())
         assert set(np.nonzero(overlay == 1.0)[1].tolist()) == {0}
+    assert bar.get_label() == "<colorbar>"
+    assert bar.get_ylabel() == "Grad-CAM heat\n(fraction of the maximum)"
+    assert bar.get_ylim() == (0.0, 1.0)
     with pytest.raises(ValueError, match="heatmap shape"):
         plotting.overlay_montage(v, heat[:, :, :2])
+
+
+def test_overlay_montage_panel_size_and_no_colorbar():
+    v = _marked_volume()
+    heat = np.zeros_like(v)
+    small = plotting.overlay_montage(v, heat, n=2, cols=2, colorbar=False, panel_size=1.0, title=None)
+    assert len(small.axes) == 2  # no colour bar: the former layout
+    big = plotting.overlay_montage(v, heat, n=2, cols=2, colorbar=False, title=None)  # default 2.5 in
+    assert small.get_size_inches().tolist() == pytest.approx([2.0, 1.0])  # 2 columns × 1 in, 1 row
+    assert big.get_size_inches().tolist() == pytest.approx([2 * plotting.OVERLAY_PANEL_INCHES,
+                                                            plotting.OVERLAY_PANEL_INCHES])
+    assert plotting.OVERLAY_PANEL_INCHES > plotting.PANEL_INCHES
+    # eight columns cannot be 2.5 in each within 10 in: panels shrink, and the height with them
+    v8 = np.zeros((X, X, 8), np.float32)
+    wide = plotting.overlay_montage(v8, v8, n=8, cols=8, colorbar=False, title=None)
+    assert wide.get_size_inches().tolist() == pytest.approx([plotting.MAX_WIDTH_INCHES, plotting.MAX_WIDTH_INCHES / 8])
+    with pytest.raises(ValueError, match="panel_size must be > 0"):
+        plotting.overlay_montage(v, heat, panel_size=0)
+
+
+def test_overlay_montage_outlines_a_mask():
+    v = _marked_volume()
+    heat = np.zeros_like(v)
+    mask = np.zeros((X, Y, Z), np.float16)
+    mask[6:9, 2:5, 1:3] = 1.0  # on the patient's right half, slices 1 and 2 only
+    fig = plotting.overlay_montage(v, heat, slices=[0, 1, 2], contour=mask, contour_color="cyan")
+    panels = fig.axes[:3]
+    assert [len(ax.collections) for ax in panels] == [0, 1, 1]  # no outline where the mask is absent
+    outline = panels[1].collections[0]
+    assert matplotlib.colors.to_hex(outline.get_edgecolor()[0]) == "#00ffff"
+    vertices = np.concatenate([path.vertices for path in outline.get_paths()])
+    rows, cols = np.nonzero(display_slice(mask, 1) >= 0.5)  # where the mask is drawn on screen
+    assert vertices[:, 0].min() >= cols.min() - 0.5 and vertices[:, 0].max() <= cols.max() + 0.5
+    assert vertices[:, 1].min() >= rows.min() - 0.5 and vertices[:, 1].max() <= rows.max() + 0.5
+    assert cols.max() < X / 2  # the patient's right lies on the viewer's left, outline included
+    with pytest.raises(ValueError, match="contour mask shape"):
+        plotting.overlay_montage(v, heat, contour=mask[:, :, :2])
 
 
 def test_plot_before_after():
@@ -160,7 +201,7 @@ def test_plot_history_from_dict_json_and_csv(tmp_path):
                "auc": [0.5, 0.6, 0.7], "val_auc": [0.5, 0.55, 0.6], "learning_rate": [1e-4] * 3}
     fig = plotting.plot_history(history)
     assert [ax.get_title() for ax in fig.axes] == ["loss", "auc"]
-    assert [line.get_label() for line in fig.axes[0].lines] == ["train", "val"]
+    assert [line.get_label() for line in fig.axes[0].lines][:2] == ["train", "val"]
     assert fig.axes[0].lines[0].get_xdata().tolist() == [1, 2, 3]
     (tmp_path / "history.json").write_text(json.dumps(history))
     assert len(plotting.plot_history(tmp_path / "history.json").axes) == 2
@@ -172,6 +213,44 @@ def test_plot_history_from_dict_json_and_csv(tmp_path):
         plotting.plot_history(history, metrics=["f1"])
     with pytest.raises(ValueError, match="not found"):
         plotting.plot_history(tmp_path / "missing.json")
+
+
+def _lines(ax) -> dict[str, object]:
+    return {line.get_label(): line for line in ax.lines}
+
+
+def test_plot_history_axis_labels_and_chance_lines():
+    history = {"loss": [0.7, 0.6, 0.5], "val_loss": [0.7, 0.65, 0.6], "auc": [0.5, 0.6, 0.7],
+               "accuracy": [0.5, 0.6, 0.7], "f1": [0.4, 0.5, 0.6]}
+    fig = plotting.plot_history(history)
+    loss, auc, acc, f1 = fig.axes
+    assert [ax.get_xlabel() for ax in fig.axes] == ["epoch"] * 4
+    assert [ax.get_ylabel() for ax in fig.axes] == ["binary cross-entropy", "ROC-AUC", "accuracy", "f1"]
+    chance = _lines(loss)["chance: ln 2"]
+    assert chance.get_ydata()[0] == pytest.approx(0.6931, abs=1e-4)
+    assert chance.get_linestyle() == "--" and matplotlib.colors.to_hex(chance.get_color()) == "#808080"
+    for ax in (auc, acc):
+        assert list(_lines(ax)) == ["train", "chance: 0.5"]
+        assert _lines(ax)["chance: 0.5"].get_ydata()[0] == 0.5
+    assert list(_lines(f1)) == ["train"]  # no known chance level for f1
+    # the legend names the chance line
+    assert "chance: ln 2" in [t.get_text() for t in loss.get_legend().get_texts()]
+
+
+def test_plot_history_chance_override_and_best_epoch():
+    history = {"loss": [0.7, 0.6, 0.5], "val_loss": [0.7, 0.65, 0.6], "auc": [0.5, 0.6, 0.7]}
+    fig = plotting.plot_history(history, chance={})
+    assert [list(_lines(ax)) for ax in fig.axes] == [["train", "val"], ["train"]]
+    fig = plotting.plot_history(history, chance={"auc": 0.6}, best_epoch=2)
+    loss, auc = fig.axes
+    assert list(_lines(loss)) == ["train", "val", "best epoch (2)"]
+    assert _lines(auc)["chance: 0.6"].get_ydata()[0] == 0.6
+    best = _lines(auc)["best epoch (2)"]
+    assert best.get_xdata()[0] == 2 and best.get_linestyle() == ":"
+    with pytest.raises(ValueError, match=r"best_epoch must be an epoch number in 1..3, got 4"):
+        plotting.plot_history(history, best_epoch=4)
+    with pytest.raises(ValueError, match=r"chance\['auc'\] must be a finite number"):
+        plotting.plot_history(history, chance={"auc": float("nan")})
 
 
 Y_TRUE = np.array([0, 0, 0, 0, 0, 1, 1, 1])
@@ -218,6 +297,15 @@ def test_mistakes_gallery():
     assert titles[0].startswith("s4.nii.gz") and "true normal, P(abnormal) = 0.70" in titles[0]
     assert titles[1].startswith("s3.nii.gz") and titles[2].startswith("s5.nii.gz")
     np.testing.assert_array_equal(_image(fig.axes[0]), display_slice(v[4], Z // 2))
+    captions = [f"CT-{i % 4}, {10 * i} % involved" for i in range(8)]
+    fig = plotting.mistakes_gallery(v, Y_TRUE, Y_PROB, k=3, captions=captions)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0] == "#4 true normal, P(abnormal) = 0.70\nCT-0, 40 % involved"
+    assert titles[2].endswith("\nCT-1, 50 % involved")  # index 5: captions follow y_true, not the panel order
+    with pytest.raises(ValueError, match="captions: got 2 captions for 8 labels"):
+        plotting.mistakes_gallery(v, Y_TRUE, Y_PROB, captions=captions[:2])
+    with pytest.raises(ValueError, match="captions: got a single string"):
+        plotting.mistakes_gallery(v, Y_TRUE, Y_PROB, captions="CT-2")
     fig = plotting.mistakes_gallery(v, Y_TRUE, Y_TRUE * 0.8 + 0.1)
     assert len(fig.axes) == 1 and "No mistakes" in fig.axes[0].texts[0].get_text()
     with pytest.raises(ValueError, match="got 2 volumes for 8 labels"):

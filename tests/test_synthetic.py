@@ -194,11 +194,11 @@ def test_interrupted_run_keeps_its_records_and_resumes(tmp_path, monkeypatch):
     real_write = synthetic._write_study
     calls = []
 
-    def flaky(study, seed, size):
+    def flaky(study, seed, size, marker=False):
         calls.append(study.path)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_write(study, seed, size)
+        return real_write(study, seed, size, marker)
 
     monkeypatch.setattr(synthetic, "_write_study", flaky)
     with pytest.raises(KeyboardInterrupt):
@@ -314,3 +314,97 @@ def test_generate_dataset_rejects_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         generate_dataset(tmp_path, **args)
     assert not any(tmp_path.iterdir())
+
+
+# --------------------------------------------------------------------------- shortcut marker
+
+
+def _raw(path: Path) -> np.ndarray:
+    """The stored int16 HU, axes as on disk (X left, Y posterior, Z superior)."""
+    return np.asarray(nib.load(path).dataobj)
+
+
+def test_shortcut_marker_changes_only_the_box_of_abnormal_studies(tmp_path):
+    clean = generate_dataset(tmp_path / "clean", normal=2, abnormal=2, **{**SMALL, "size": 64})
+    marked = generate_dataset(tmp_path / "marked", normal=2, abnormal=2, shortcut_marker=True, **{**SMALL, "size": 64})
+    assert [p.relative_to(tmp_path / "marked") for p in marked] == [p.relative_to(tmp_path / "clean") for p in clean]
+    meta, clean_meta = _meta(tmp_path / "marked"), _meta(tmp_path / "clean")
+    assert meta["shortcut_marker"] is True and clean_meta["shortcut_marker"] is False
+    assert [s["marker"] for s in meta["studies"]] == [False, False, True, True]
+    assert [s["marker"] for s in clean_meta["studies"]] == [False] * 4
+    for a, b in zip(clean[:2], marked[:2]):  # normal studies: the same bytes
+        assert _sha(a) == _sha(b)
+    for name in ("study_0003_mask.nii.gz", "study_0004_mask.nii.gz"):  # masks: the same bytes
+        assert _sha(tmp_path / "clean/masks" / name) == _sha(tmp_path / "marked/masks" / name)
+    for a, b, info in zip(clean[2:], marked[2:], meta["studies"][2:]):
+        before, after = _raw(a), _raw(b)
+        (x0, x1), (y0, y1), (z0, z1) = info["marker_box"]
+        # at 64 px: round(12 * 64 / 256) = 3 voxels in-plane, 1 voxel in front of the skin
+        assert (x1 - x0, y1 - y0) == (3, 3) and info["marker_hu"] == 1000
+        assert z1 - z0 == max(2, round(before.shape[2] / 8))
+        inside = np.zeros(before.shape, bool)
+        inside[x0:x1, y0:y1, z0:z1] = True
+        np.testing.assert_array_equal(after[~inside], before[~inside])  # nothing else moved
+        assert np.all(after[inside] == 1000)
+        assert np.all(before[inside] <= -990)  # it replaced air ...
+        columns = before[x0:x1, :, z0:z1] > -500
+        assert np.flatnonzero(columns.any(axis=(0, 2)))[0] == y1 + 1  # ... one voxel in front of the skin
+        assert nib.aff2axcodes(nib.load(b).affine) == ("L", "P", "S")
+    info_fields = {k for k in meta["studies"][2] if k not in ("marker", "marker_box", "marker_hu")}
+    assert {k: meta["studies"][2][k] for k in info_fields} == {k: clean_meta["studies"][2][k] for k in info_fields}
+
+
+def test_shortcut_marker_survives_the_course_preprocessing(tmp_path):
+    from ctutils.preprocess import PreprocessConfig, preprocess_file
+
+    config = PreprocessConfig(shape=(64, 64, 32))  # the quick profile's cache, window [-1000, 400]
+    [clean] = generate_dataset(tmp_path / "clean", normal=0, abnormal=1, **{**SMALL, "size": 256})
+    [marked] = generate_dataset(tmp_path / "marked", normal=0, abnormal=1, shortcut_marker=True,
+                                **{**SMALL, "size": 256})
+    before, _ = preprocess_file(clean, config=config)
+    after, volume = preprocess_file(marked, config=config)
+    diff = after - before
+    assert diff.max() > 0.99  # a voxel went from air (0) to the top of the window (1)
+    assert np.count_nonzero(diff > 0.9) >= 2 * 2 * 2  # about 3 × 3 × 4 voxels at 64 × 64 × 32
+    assert diff.min() >= 0.0
+    # RAS+ after reorientation: the marker lies anterior (high Y) to the body on the midline
+    x, y, z = np.argwhere(diff > 0.9).mean(axis=0)
+    body_y = np.flatnonzero((before[int(x), :, int(z)] > (-500 + 1000) / 1400))
+    assert y > body_y.max()
+    assert abs(x - 31.5) < 8
+
+
+def test_add_shortcut_marker_leaves_the_input_and_checks_its_room():
+    vol = np.full((64, 64, 16), -1000, np.int16)
+    vol[:, 20:50, :] = 40
+    original = vol.copy()
+    marked, box = synthetic.add_shortcut_marker(vol, midline_x=31.5)
+    assert box == [[30, 33], [16, 19], [7, 9]]  # 3 px centred on 31.5; 1 px in front of row 20; 2 slices
+    np.testing.assert_array_equal(vol, original)
+    assert np.count_nonzero(marked != vol) == 3 * 3 * 2
+    with pytest.raises(ValueError, match="no room"):
+        synthetic.add_shortcut_marker(np.pad(vol[:, 18:], ((0, 0), (0, 18), (0, 0)), constant_values=-1000),
+                                      midline_x=31.5)
+    with pytest.raises(ValueError, match="no body"):
+        synthetic.add_shortcut_marker(np.full((64, 64, 16), -1000, np.int16), midline_x=31.5)
+    with pytest.raises(ValueError, match=r"expected an \(X, Y, Z\) volume"):
+        synthetic.add_shortcut_marker(vol[:, :, 0], midline_x=31.5)
+
+
+def test_shortcut_marker_reruns_and_old_metadata(tmp_path):
+    paths = generate_dataset(tmp_path, normal=1, abnormal=1, **SMALL)
+    meta = _meta(tmp_path)
+    del meta["shortcut_marker"]  # a dataset written before the option existed
+    for study in meta["studies"]:
+        del study["marker"]
+    (tmp_path / "synthetic.json").write_text(json.dumps(meta))
+    stamps = [p.stat().st_mtime_ns for p in paths]
+    hashes = [_sha(p) for p in paths]
+    generate_dataset(tmp_path, normal=1, abnormal=1, **SMALL)  # counts as unmarked: nothing redone
+    assert [p.stat().st_mtime_ns for p in paths] == stamps
+    assert _meta(tmp_path)["shortcut_marker"] is False
+    generate_dataset(tmp_path, normal=1, abnormal=1, shortcut_marker=True, **SMALL)  # another dataset: redone
+    assert _meta(tmp_path)["shortcut_marker"] is True and "marker_box" in _meta(tmp_path)["studies"][1]
+    assert _sha(paths[0]) == hashes[0] and _sha(paths[1]) != hashes[1]  # only the abnormal study differs
+    with pytest.raises(ValueError, match="shortcut_marker: expected True or False"):
+        generate_dataset(tmp_path / "x", normal=1, abnormal=1, shortcut_marker="yes", **SMALL)

@@ -100,6 +100,10 @@ class CheckFailed(AssertionError):
     The message is that line (the hint), so nbgrader's feedback shows it beside the lost points.
     """
 
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: one line, no frames from inside ctutils."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 @dataclass(frozen=True)
 class Exercise:
@@ -226,7 +230,6 @@ def _run(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: Mappi
 
 def _grade(result: CheckResult) -> CheckResult:
     """Return ``result``, or raise :class:`CheckFailed` for a failed one while nbgrader runs the notebook."""
-    __tracebackhide__ = True  # IPython leaves this frame out of the traceback
     if not result.passed and os.environ.get(NBGRADER_ENV):
         raise CheckFailed(result.message)
     return result
@@ -258,7 +261,6 @@ def exercise(chapter: str, *, name: str | None = None) -> Callable[[Callable[...
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> CheckResult:
-            __tracebackhide__ = True
             return _grade(_run(fn, short, args, kwargs))
 
         title = (fn.__doc__ or short).strip().splitlines()[0]

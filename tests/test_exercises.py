@@ -214,6 +214,7 @@ def test_under_nbgrader_a_failed_check_prints_its_hint_then_raises(
     with pytest.raises(exercises.CheckFailed) as raised:
         exercises.check_count_scans(count_with_hidden_folders)
     assert isinstance(raised.value, AssertionError) and str(raised.value) == hint
+    assert raised.value._render_traceback_() == [f"CheckFailed: {hint}"]  # IPython shows one line, no frames
     assert capsys.readouterr().out == hint + "\n"
     with pytest.raises(AssertionError, match="Exercise not done yet: implement `count_scans_stub` above"):
         exercises.check_count_scans(count_scans_stub)

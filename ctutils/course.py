@@ -98,6 +98,8 @@ ROOT_ENV = "CT3D_COURSE_ROOT"
 
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
+#: What replaces a solution block in a code cell (student copies and nbgrader releases), after ``# YOUR CODE HERE``.
+STUB_RAISE = 'raise NotImplementedError("Exercise: write your code here, then run the check cell below")'
 _CHAPTER_NAME = re.compile(r"^(\d\d)_[A-Za-z0-9_-]+\.ipynb$")
 _CHECK_CALL = re.compile(r"\bexercises\.\w+\(")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -1110,7 +1112,7 @@ def strip_solutions(source: str, *, where: str = "cell", markdown: bool = False)
                 out.append(f"{indent}YOUR ANSWER HERE\n")
             else:
                 out.append(f"{indent}# YOUR CODE HERE\n")
-                out.append(f'{indent}raise NotImplementedError("Exercise: write your code here, then run the check cell below")\n')
+                out.append(f"{indent}{STUB_RAISE}\n")
         elif stripped.startswith(END_SOLUTION):
             if begin_line is None:
                 raise StudentCopyError(f"{where}: line {number}: '{END_SOLUTION}' without a '{BEGIN_SOLUTION}' before it")

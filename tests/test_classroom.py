@@ -214,7 +214,8 @@ def test_config_sets_what_nbgrader_reads(tmp_path: Path, monkeypatch: pytest.Mon
 
     path = tmp_path / "nbgrader_config.py"
     path.write_text(classroom.nbgrader_config_text(root=ROOT, course_id="ct3d-2026", kernel="python3", timeout_s=1800))
-    monkeypatch.delenv(course.ROOT_ENV, raising=False)
+    # the file sets CT3D_COURSE_ROOT in the process that reads it: here a copy of the environment
+    monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k != course.ROOT_ENV})
     config = PyFileConfigLoader(path.name, path=str(tmp_path)).load_config()
     assert os.environ[course.ROOT_ENV] == str(ROOT)  # what the chapters' kernels inherit
     assert CourseDirectory(config=config).course_id == "ct3d-2026"

@@ -240,8 +240,10 @@ WRONG_MIB = "return n_volumes * math.prod(shape) * bytes_per_voxel / 1e6  # MB, 
 
 
 def nbgrader(folder: Path, *args: str) -> subprocess.CompletedProcess:
+    # nbgrader runs `alembic` from PATH to set up its gradebook: the environment's bin/ first, as when it is active
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     command = [sys.executable, "-m", "nbgrader", *args]
-    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, cwd=folder, capture_output=True, text=True, timeout=900, env=os.environ | {"PATH": path})
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -260,7 +262,7 @@ def submit(release: Path, destination: Path, answers: dict[str, str]) -> None:
 
 
 def outputs_text(cell) -> str:
-    return "".join(o.get("text", "") + "\n".join(o.get("traceback", [])) for o in cell.outputs)
+    return "".join(o.get("text", "") + "\n".join(o.get("traceback", [])) for o in cell.get("outputs", []))
 
 
 @pytest.mark.slow

@@ -381,7 +381,10 @@ nbgrader validate source/00_setup/00_setup.ipynb   # optional: the solutions pas
 ```
 
 Give students `release/<chapter>/` (with JupyterHub: `nbgrader release_assignment 00_setup`; without,
-copy the folder to them). The released chapters keep their figures; students run the cells as usual.
+copy the folder to them). The released chapters keep their figures; students run the cells as usual, in
+an environment with the course installed. Outside a checkout of the course a chapter builds the data it
+needs in its own folder; to share a checkout's instead, set `CT3D_COURSE_ROOT` to it in the students'
+environment (e.g. JupyterHub's `c.Spawner.environment`).
 
 ## Collect
 

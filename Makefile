@@ -24,7 +24,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[notebooks,test]"
+	$(PY) -m pip install --quiet -e ".[notebooks,test,classroom]"
 	touch $(STAMP)
 
 course: setup
@@ -37,7 +37,7 @@ test-fast: setup
 	$(PY) -m pytest tests -m "not slow and not notebooks"
 
 $(BROWSER_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet -e ".[notebooks,test,browser]"
+	$(PY) -m pip install --quiet -e ".[notebooks,test,classroom,browser]"
 	touch $(BROWSER_STAMP)
 
 # ARGS: more pytest arguments, e.g. ARGS="-k 01_data" (one chapter) or ARGS="--notebooks DIR"

@@ -28,6 +28,7 @@ One module per step of the course, in the order the chapters teach them:
 ``tfimport``       TensorFlow and Keras without TensorFlow's C++ start-up log (00)
 ``frontend``       live notebook, batch run or terminal: widgets, progress bars, paths (all)
 ``course``         profiles, the papermill runner, student copies
+``classroom``      nbgrader: the chapters' metadata, a course folder to release and autograde
 ``cli``            ``python -m ctutils …``
 =================  ==========================================================
 

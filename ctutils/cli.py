@@ -12,6 +12,8 @@
     python -m ctutils predict SCAN.nii.gz --model MODEL.keras [--json]
     python -m ctutils course run [--profile quick|full] [--dataset synthetic|mosmeddata] [--out runs/NAME]
     python -m ctutils course student --out DIR
+    python -m ctutils course nbgrader --out DIR [--course-id ID] [--kernel NAME] [--timeout S] [--force]
+    python -m ctutils course nbgrader-tag [--check]
 
 Errors that come from bad input (a missing file, a bad scan, an offline download…) are printed
 as one line naming the file, with exit status 2; TensorFlow is imported only by the commands
@@ -250,11 +252,38 @@ def _course_student(args: argparse.Namespace) -> int:
     return 0
 
 
+def _course_nbgrader(args: argparse.Namespace) -> int:
+    from ctutils.classroom import make_nbgrader_course
+
+    written = make_nbgrader_course(args.out, source=args.source, chapters=args.chapters, course_id=args.course_id,
+                                   kernel=args.kernel, timeout_s=args.timeout, force=args.force)
+    chapters = sum(p.suffix == ".ipynb" for p in written)
+    kept = [name for name in ("nbgrader_config.py", "README.md") if args.out / name not in written]
+    print(f"{args.out}: {chapters} chapter(s) in source/"
+          + (f"; kept the existing {' and '.join(kept)} (--force rewrites them)" if kept else "")
+          + f". Next: cd {args.out} && nbgrader generate_assignment 00_setup (see README.md there)")
+    return 0
+
+
+def _course_nbgrader_tag(args: argparse.Namespace) -> int:
+    from ctutils.classroom import tag_chapters
+
+    changed = tag_chapters(args.source, check=args.check)
+    names = ", ".join(p.name for p in changed) or "none"
+    if args.check:
+        print(f"chapters whose nbgrader metadata is out of date: {names}")
+        return 1 if changed else 0
+    print(f"nbgrader metadata updated in: {names}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- parser
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ctutils``."""
+    from ctutils.classroom import CELL_TIMEOUT_S, COURSE_ID  # no third-party import
+
     parser = argparse.ArgumentParser(prog="python -m ctutils", description="3D CNN classification of chest CT scans: the course's tools.")
     parser.add_argument("--verbose", action="store_true",
                         help="also show TensorFlow's C++ start-up log (hidden by default; see ctutils.tfimport)")
@@ -340,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="machine-readable output")
     predict.set_defaults(func=_predict)
 
-    course = commands.add_parser("course", help="run the whole course in batch, or make student copies")
+    course = commands.add_parser("course", help="run the whole course in batch, make student copies or an nbgrader course")
     course_commands = course.add_subparsers(dest="course_command", required=True, metavar="SUBCOMMAND")
     run = course_commands.add_parser("run", help="execute every chapter with papermill and write a summary")
     run.add_argument("--profile", choices=("quick", "full"), default="quick")
@@ -362,6 +391,20 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("--out", required=True, type=Path)
     student.add_argument("--source", type=Path, default=None, help="notebooks folder (default: the course's)")
     student.set_defaults(func=_course_student)
+    nbg = course_commands.add_parser("nbgrader", help="write an nbgrader course folder (config, README, source/<chapter>/)")
+    nbg.add_argument("--out", required=True, type=Path, help="the course folder to write (outside the notebooks folder)")
+    nbg.add_argument("--source", type=Path, default=None, help="notebooks folder (default: the course's)")
+    nbg.add_argument("--chapters", nargs="*", default=None, help="only these chapters (e.g. 00 03)")
+    nbg.add_argument("--course-id", default=COURSE_ID, help=f"nbgrader's course id (default {COURSE_ID})")
+    nbg.add_argument("--kernel", default="python3", help="Jupyter kernel that runs the chapters (default python3)")
+    nbg.add_argument("--timeout", type=_positive, default=CELL_TIMEOUT_S,
+                     help=f"seconds a cell may run when nbgrader executes a chapter (default {CELL_TIMEOUT_S}: chapter 05 trains)")
+    nbg.add_argument("--force", action="store_true", help="rewrite an existing nbgrader_config.py and README.md")
+    nbg.set_defaults(func=_course_nbgrader)
+    tag = course_commands.add_parser("nbgrader-tag", help="write the nbgrader cell metadata into the chapters (idempotent)")
+    tag.add_argument("--source", type=Path, default=None, help="notebooks folder (default: the course's)")
+    tag.add_argument("--check", action="store_true", help="write nothing; exit 1 if a chapter's metadata is out of date")
+    tag.set_defaults(func=_course_nbgrader_tag)
     return parser
 
 

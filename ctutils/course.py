@@ -17,9 +17,12 @@ Profiles (:data:`PROFILES`)
     ``full``: 2 × 100 studies at 512 × 512 (or the real MosMedData subset), 128 × 128 × 64 and the
     reference CNN and recipe (100 epochs with early stopping): a GPU is advised.
 
-Paths (:func:`course_config`), relative to the repository root (found by walking up from the
-current folder to ``pyproject.toml``, so notebooks run in ``notebooks/`` find ``../data``; in
-Colab, where there is no checkout above the current folder, the current folder is the root)::
+Paths (:func:`course_config`), relative to the repository root (:func:`find_root`: the folder named
+by the environment variable ``CT3D_COURSE_ROOT`` when it is set, as an nbgrader course folder's
+``nbgrader_config.py`` does; else found by walking up from the current folder to ``pyproject.toml``, so
+notebooks run in ``notebooks/`` find ``../data``; in Colab, where there is no checkout above the current
+folder, the current folder is the root). A folder passed as a parameter (``data_dir``, ``cache_dir``,
+``run_dir``) is taken as given: a relative one from the current folder, where the notebook runs::
 
     data/synthetic-quick/                     the dataset (CT-0/, CT-23/), or data/mosmeddata/
     data/real-ct/lung1.nii.gz                 one real chest CT, in the repository (:func:`real_ct_path`)
@@ -33,7 +36,8 @@ Colab, where there is no checkout above the current folder, the current folder i
 
 Batch runs: ``python -m ctutils course run --profile quick --dataset synthetic`` (:func:`run_course`);
 ``--write-back`` copies the executed notebooks over ``notebooks/`` (how the committed outputs are
-regenerated). Classroom: ``python -m ctutils course student --out DIR`` (:func:`make_student_copies`).
+regenerated). Classroom: ``python -m ctutils course student --out DIR`` (:func:`make_student_copies`);
+with nbgrader: ``python -m ctutils course nbgrader --out DIR`` (:mod:`ctutils.classroom`).
 
 This module imports neither TensorFlow nor papermill at import time.
 """
@@ -59,6 +63,7 @@ __all__ = [
     "COLAB_REPO",
     "DATASETS",
     "PROFILES",
+    "ROOT_ENV",
     "ChapterResult",
     "CourseConfig",
     "CourseError",
@@ -71,11 +76,13 @@ __all__ = [
     "ensure_dataset",
     "ensure_model",
     "find_root",
+    "is_check_cell",
     "list_chapters",
     "make_student_copies",
     "notebooks_dir",
     "record_metrics",
     "run_course",
+    "select_chapters",
     "set_colab_repo",
     "strip_solutions",
 ]
@@ -84,8 +91,15 @@ __all__ = [
 #: A fork changes it in every notebook with :func:`set_colab_repo` (see notebooks/README.md).
 COLAB_REPO = "ct3d-course/ct3d-course"
 
+#: Environment variable naming the course repository's root; wins over the search from the current
+#: folder (:func:`find_root`). ``python -m ctutils course nbgrader`` sets it in ``nbgrader_config.py``,
+#: since nbgrader runs the chapters in ``autograded/<student>/<assignment>/`` of its own folder.
+ROOT_ENV = "CT3D_COURSE_ROOT"
+
 BEGIN_SOLUTION = "### BEGIN SOLUTION"
 END_SOLUTION = "### END SOLUTION"
+#: What replaces a solution block in a code cell (student copies and nbgrader releases), after ``# YOUR CODE HERE``.
+STUB_RAISE = 'raise NotImplementedError("Exercise: write your code here, then run the check cell below")'
 _CHAPTER_NAME = re.compile(r"^(\d\d)_[A-Za-z0-9_-]+\.ipynb$")
 _CHECK_CALL = re.compile(r"\bexercises\.\w+\(")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -233,13 +247,20 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     ----------
     start : path-like, optional
         Where to start (default: the current folder). Notebooks run in ``notebooks/``, so the
-        root is usually its parent.
+        root is usually its parent. Without ``start``, the environment variable
+        ``CT3D_COURSE_ROOT`` (:data:`ROOT_ENV`), when set, names the root instead: how chapters
+        run by nbgrader in a course folder outside the repository find its data and runs.
 
     Returns
     -------
     Path
         The root, or ``start`` itself (resolved) when no folder above it is a checkout of the
         course (e.g. Colab before the set-up cell changed folder).
+
+    Raises
+    ------
+    FileNotFoundError
+        ``CT3D_COURSE_ROOT`` is set but names no folder.
 
     Examples
     --------
@@ -248,6 +269,11 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path:
     >>> find_root(here) == here
     True
     """
+    if start is None and os.environ.get(ROOT_ENV):
+        named = Path(os.environ[ROOT_ENV]).expanduser().resolve()
+        if not named.is_dir():
+            raise FileNotFoundError(f"{named}: the course root named by {ROOT_ENV} is not a folder")
+        return named
     here = Path.cwd() if start is None else Path(start)
     here = here.resolve()
     for folder in (here, *here.parents):
@@ -431,6 +457,11 @@ def _given(value: Any) -> bool:
     return value is not None and value != ""
 
 
+def _as_given(value: str | os.PathLike[str]) -> Path:
+    """A folder passed as a parameter: ``~`` expanded, a relative path taken from the current folder."""
+    return Path(value).expanduser().resolve()
+
+
 def course_config(
     profile: str = "quick",
     dataset: str = "synthetic",
@@ -453,9 +484,12 @@ def course_config(
     chapter : str, optional
         The chapter's file stem, e.g. ``"00_setup"`` (needed for :meth:`CourseConfig.record`).
     data_dir, cache_dir, run_dir : path-like, optional
-        Override a folder; None (or ``""``) means the default under :func:`find_root`:
+        Override a folder; None (or ``""``) means the default under the root:
         ``data/<dataset folder>``, ``data/cache/<dataset folder>-XxYxZ``, ``runs/<profile>-<dataset>``.
-        Relative paths are taken from the current folder.
+        One rule for both: a default is relative to the root, a folder passed here is taken as
+        given, so a relative one is relative to the current folder (where a notebook runs:
+        ``papermill … --cwd notebooks -p run_dir runs/x`` writes to ``notebooks/runs/x``); ``~``
+        is expanded. Every folder of the result is absolute.
     seed : int, optional
         Training seed (default 0).
     root : path-like, optional
@@ -488,9 +522,9 @@ def course_config(
     base = find_root() if root is None else Path(root).resolve()
     folder = DATASETS[dataset]["folder"].format(profile=profile)
     shape = "x".join(str(n) for n in prof.shape)
-    data = Path(data_dir).resolve() if _given(data_dir) else base / "data" / folder
-    cache = Path(cache_dir).resolve() if _given(cache_dir) else base / "data" / "cache" / f"{folder}-{shape}"
-    run = Path(run_dir).resolve() if _given(run_dir) else base / "runs" / f"{profile}-{dataset}"
+    data = _as_given(data_dir) if _given(data_dir) else base / "data" / folder
+    cache = _as_given(cache_dir) if _given(cache_dir) else base / "data" / "cache" / f"{folder}-{shape}"
+    run = _as_given(run_dir) if _given(run_dir) else base / "runs" / f"{profile}-{dataset}"
     return CourseConfig(profile=prof, dataset=dataset, root=base, data_dir=data, cache_dir=cache,
                         run_dir=run, seed=seed, chapter=chapter or None)
 
@@ -684,7 +718,14 @@ def list_chapters(source: str | os.PathLike[str] | None = None) -> list[Path]:
     return chapters
 
 
-def _select(chapters: list[Path], wanted: Sequence[str] | None) -> list[Path]:
+def select_chapters(chapters: list[Path], wanted: Sequence[str] | None) -> list[Path]:
+    """The chapters of ``chapters`` named in ``wanted`` by number or name (``["00", "01_data"]``); all when empty.
+
+    Raises
+    ------
+    ValueError
+        An unknown chapter (the message lists the chapters).
+    """
     if not wanted:
         return chapters
     chosen = []
@@ -997,7 +1038,7 @@ def run_course(
 
     course_config(profile, dataset)  # validates the names
     folder = (notebooks_dir() if source is None else Path(source)).resolve()
-    selected = _select(list_chapters(folder), chapters)
+    selected = select_chapters(list_chapters(folder), chapters)
     root = find_root(folder)
     out_dir = (root / "runs" / f"{profile}-{dataset}" if out is None else Path(out)).resolve()
     executed_dir = out_dir / "notebooks"
@@ -1101,7 +1142,7 @@ def strip_solutions(source: str, *, where: str = "cell", markdown: bool = False)
                 out.append(f"{indent}YOUR ANSWER HERE\n")
             else:
                 out.append(f"{indent}# YOUR CODE HERE\n")
-                out.append(f'{indent}raise NotImplementedError("Exercise: write your code here, then run the check cell below")\n')
+                out.append(f"{indent}{STUB_RAISE}\n")
         elif stripped.startswith(END_SOLUTION):
             if begin_line is None:
                 raise StudentCopyError(f"{where}: line {number}: '{END_SOLUTION}' without a '{BEGIN_SOLUTION}' before it")
@@ -1113,7 +1154,8 @@ def strip_solutions(source: str, *, where: str = "cell", markdown: bool = False)
     return "".join(out), count
 
 
-def _is_check_cell(cell: Any) -> bool:
+def is_check_cell(cell: Any) -> bool:
+    """True for a code cell that calls ``exercises.…(…)`` or is tagged ``check``: an exercise's check cell."""
     tags = cell.get("metadata", {}).get("tags", [])
     return cell.cell_type == "code" and ("check" in tags or bool(_CHECK_CALL.search(cell.source)))
 
@@ -1163,7 +1205,7 @@ def make_student_copies(out: str | os.PathLike[str], *, source: str | os.PathLik
                                          markdown=cell.cell_type == "markdown")
             if count:
                 cell.source = new
-            if cell.cell_type == "code" and (count or _is_check_cell(cell)):
+            if cell.cell_type == "code" and (count or is_check_cell(cell)):
                 cell.outputs = []
                 cell.execution_count = None
         copies.append((target / path.name, nb))

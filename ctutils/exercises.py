@@ -13,8 +13,8 @@ and the next cell checks it::
 
     exercises.check_count_scans(count_scans)
 
-A check never raises. It prints one line and returns a :class:`CheckResult`, true when the answer
-is right (Jupyter shows nothing more for it; in code, ``if check(...)`` and ``result.passed`` work):
+A check prints one line and returns a :class:`CheckResult`, true when the answer is right (Jupyter
+shows nothing more for it; in code, ``if check(...)`` and ``result.passed`` work):
 
 * ``✅ Correct: …`` when the answer is right;
 * ``❌ Not yet: …`` with a hint when it is wrong, or with the error the learner's code raised
@@ -25,6 +25,14 @@ is right (Jupyter shows nothing more for it; in code, ``if check(...)`` and ``re
 Write exercises as functions (not top-level code) so that a student copy runs from top to bottom:
 the stub raises only when the check calls it. Call checks as ``exercises.check_…(…)`` (or tag
 the cell ``check``) so that student copies clear the check's output, which would give the answer away.
+
+Under nbgrader
+--------------
+A check never raises in Jupyter, papermill or nbval runs. When nbgrader runs the notebook
+(``nbgrader autograde`` and ``nbgrader validate`` set the environment variable ``NBGRADER_EXECUTION``,
+:data:`NBGRADER_ENV`), a failed check prints the same line and then raises :class:`CheckFailed`
+(an ``AssertionError``): nbgrader deducts a graded cell's points only when the cell raises. The
+nbgrader metadata of the check cells (graded, locked, points) comes from :mod:`ctutils.classroom`.
 
 Adding a check (chapter authors)
 --------------------------------
@@ -48,6 +56,7 @@ folder as an argument; use only numpy and the standard library at the top of thi
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import tempfile
 import traceback
@@ -60,6 +69,8 @@ import numpy as np
 
 __all__ = [
     "EXERCISES",
+    "NBGRADER_ENV",
+    "CheckFailed",
     "CheckResult",
     "Exercise",
     "NotYet",
@@ -75,9 +86,23 @@ __all__ = [
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
+#: Set by nbgrader while it executes a notebook (``autograde`` and ``validate``): failed checks raise then.
+NBGRADER_ENV = "NBGRADER_EXECUTION"
+
 
 class NotYet(Exception):
     """Raised by a check when the answer is wrong; the message is the hint shown to the learner."""
+
+
+class CheckFailed(AssertionError):
+    """Raised by a failed check only under nbgrader (:data:`NBGRADER_ENV` set), after its line is printed.
+
+    The message is that line (the hint), so nbgrader's feedback shows it beside the lost points.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows instead of a traceback: one line, no frames from inside ctutils."""
+        return [f"{type(self).__name__}: {self}"]
 
 
 @dataclass(frozen=True)
@@ -91,7 +116,7 @@ class Exercise:
     name : str
         The exercise's name in its chapter (the check's name without ``check_``).
     check : callable
-        The wrapped check: prints a verdict, returns a :class:`CheckResult`, never raises.
+        The wrapped check: prints a verdict, returns a :class:`CheckResult`; raises only under nbgrader.
     title : str
         First line of the check's docstring.
     """
@@ -203,8 +228,17 @@ def _run(fn: Callable[..., Any], name: str, args: tuple[Any, ...], kwargs: Mappi
     return _say(True, f"Correct: {detail}" if detail else "Correct!")
 
 
+def _grade(result: CheckResult) -> CheckResult:
+    """Return ``result``, or raise :class:`CheckFailed` for a failed one while nbgrader runs the notebook."""
+    if not result.passed and os.environ.get(NBGRADER_ENV):
+        raise CheckFailed(result.message)
+    return result
+
+
 def exercise(chapter: str, *, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., CheckResult]]:
     """Register a check for a chapter; the decorated function prints a verdict and returns a :class:`CheckResult`.
+
+    Under nbgrader (:data:`NBGRADER_ENV` set) a failed check raises :class:`CheckFailed` after printing.
 
     Parameters
     ----------
@@ -227,7 +261,7 @@ def exercise(chapter: str, *, name: str | None = None) -> Callable[[Callable[...
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> CheckResult:
-            return _run(fn, short, args, kwargs)
+            return _grade(_run(fn, short, args, kwargs))
 
         title = (fn.__doc__ or short).strip().splitlines()[0]
         EXERCISES[key] = Exercise(chapter=chapter, name=short, check=run, title=title)

@@ -9,9 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ctutils.course import REAL_CT_FILE
+from ctutils.course import REAL_CT_FILE, ROOT_ENV
+from ctutils.exercises import NBGRADER_ENV
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # tests never open windows
+# A course root named in the environment, or an nbgrader run around the tests, would change what
+# the tests (and the chapters' kernels they start) see; tests that need them set them themselves.
+for _name in (ROOT_ENV, NBGRADER_ENV):
+    os.environ.pop(_name, None)
 
 #: The real chest CT that ships with the course (data/real-ct/README.md).
 REAL_CT = Path(__file__).resolve().parents[1] / REAL_CT_FILE

@@ -92,6 +92,42 @@ def test_without_a_checkout_the_current_folder_is_the_root(tmp_path: Path, monke
     assert course.course_config().data_dir == colab.resolve() / "data" / "synthetic-quick"
 
 
+def test_the_environment_can_name_the_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """nbgrader runs a chapter in autograded/<student>/<assignment>/ of its own folder: CT3D_COURSE_ROOT names the course."""
+    root = fake_repo(tmp_path)
+    grading = tmp_path / "grading" / "autograded" / "alice" / "00_setup"
+    grading.mkdir(parents=True)
+    monkeypatch.chdir(grading)
+    assert course.find_root() == grading.resolve()  # no checkout above: the current folder
+    monkeypatch.setenv(course.ROOT_ENV, str(root))
+    assert course.find_root() == root.resolve()
+    cfg = course.course_config("quick", "synthetic")
+    assert cfg.data_dir == root.resolve() / "data" / "synthetic-quick"
+    assert cfg.run_dir == root.resolve() / "runs" / "quick-synthetic"
+    assert course.find_root(grading) == grading.resolve()  # an explicit start is not overridden
+    monkeypatch.chdir(root / "notebooks")
+    other = fake_repo(tmp_path / "elsewhere")
+    monkeypatch.setenv(course.ROOT_ENV, str(other))
+    assert course.find_root() == other.resolve()  # the variable wins over the checkout around the folder
+    monkeypatch.setenv(course.ROOT_ENV, str(tmp_path / "missing"))
+    with pytest.raises(FileNotFoundError, match=r"missing: the course root named by CT3D_COURSE_ROOT is not a folder"):
+        course.course_config()
+
+
+def test_one_rule_for_folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defaults resolve against the root; a folder passed as a parameter against the current folder."""
+    root = fake_repo(tmp_path)
+    notebooks = root / "notebooks"
+    monkeypatch.chdir(notebooks)  # papermill … --cwd notebooks -p run_dir runs/x
+    cfg = course.course_config("quick", "synthetic", run_dir="runs/x", cache_dir="../data/cache/mine")
+    assert cfg.run_dir == notebooks.resolve() / "runs" / "x"
+    assert cfg.cache_dir == root.resolve() / "data" / "cache" / "mine"
+    assert cfg.data_dir == root.resolve() / "data" / "synthetic-quick"
+    assert all(p.is_absolute() for p in (cfg.run_dir, cfg.cache_dir, cfg.data_dir))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert course.course_config(data_dir="~/scans").data_dir == (tmp_path / "home" / "scans").resolve()
+
+
 def test_overrides_and_empty_strings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     root = fake_repo(tmp_path)
     monkeypatch.chdir(tmp_path)

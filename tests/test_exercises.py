@@ -200,3 +200,40 @@ def test_expect_helpers() -> None:
         expect_close("a", 1.0, what="x")
     with pytest.raises(NotYet, match=r"y should be \[1, 2\], got \[1, 3\]"):
         expect_equal([1, 3], [1, 2], what="y")
+
+
+# ----------------------------------------------------------------------------- under nbgrader
+
+
+def test_under_nbgrader_a_failed_check_prints_its_hint_then_raises(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """nbgrader deducts a graded cell's points only when it raises; autograde and validate set NBGRADER_EXECUTION."""
+    monkeypatch.setenv(exercises.NBGRADER_ENV, "autograde")
+    hint = "❌ Not yet: skip hidden folders such as .downloads (download_dataset keeps its archives there)"
+    with pytest.raises(exercises.CheckFailed) as raised:
+        exercises.check_count_scans(count_with_hidden_folders)
+    assert isinstance(raised.value, AssertionError) and str(raised.value) == hint
+    assert raised.value._render_traceback_() == [f"CheckFailed: {hint}"]  # IPython shows one line, no frames
+    assert capsys.readouterr().out == hint + "\n"
+    with pytest.raises(AssertionError, match="Exercise not done yet: implement `count_scans_stub` above"):
+        exercises.check_count_scans(count_scans_stub)
+    assert capsys.readouterr().out.startswith("❌ Exercise not done yet")
+    with pytest.raises(AssertionError, match=r"your code raised IndexError"):
+        check("00_setup/count_scans", count_scans_crashing)  # by name too
+    capsys.readouterr()
+    monkeypatch.setenv(exercises.NBGRADER_ENV, "validate")
+    assert exercises.check_count_scans(count_scans).passed is True  # a right answer never raises
+    assert capsys.readouterr().out.startswith("✅ Correct")
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_elsewhere_a_failed_check_returns(value, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """Jupyter, papermill and nbval runs: a failed check prints and returns, so 'Run all' goes on."""
+    if value is None:
+        monkeypatch.delenv(exercises.NBGRADER_ENV, raising=False)
+    else:
+        monkeypatch.setenv(exercises.NBGRADER_ENV, value)
+    result = exercises.check_count_scans(count_scans_stub)
+    assert result.passed is False and result.message.startswith("❌ Exercise not done yet")
+    assert capsys.readouterr().out == result.message + "\n"

@@ -67,7 +67,7 @@ def test_default_paths_of_each_profile_and_dataset(tmp_path: Path) -> None:
 def test_profiles_print_as_plain_data() -> None:
     quick = course.PROFILES["quick"].to_dict()
     assert quick["shape"] == [64, 64, 32]
-    assert (quick["n_normal"], quick["n_abnormal"], quick["size"], quick["epochs"]) == (60, 60, 256, 30)
+    assert (quick["n_normal"], quick["n_abnormal"], quick["size"], quick["epochs"]) == (100, 100, 256, 20)
     assert quick["model"] == "cnn3d-small"
     assert course.PROFILES["full"].to_dict()["shape"] == [128, 128, 64]
     assert json.loads(json.dumps(quick)) == quick

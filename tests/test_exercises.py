@@ -120,9 +120,9 @@ def test_not_implemented_deeper_than_the_learners_code_is_an_error(capsys: pytes
 
 def test_cache_size_right(capsys: pytest.CaptureFixture[str]) -> None:
     assert exercises.check_cache_size_mib(cache_size_mib).passed is True
-    # 120 × 64 × 64 × 32 × 4 bytes = 2**25 × 1.875 bytes = 60 MiB; 200 × 128 × 128 × 64 × 4 bytes = 800 MiB
+    # 200 × 64 × 64 × 32 × 4 bytes = 2**27 × 0.78125 bytes = 100 MiB; 200 × 128 × 128 × 64 × 4 bytes = 800 MiB
     assert capsys.readouterr().out.startswith(
-        "✅ Correct: the quick profile's cache (120 × 64 × 64 × 32 float32) takes 60 MiB, "
+        "✅ Correct: the quick profile's cache (200 × 64 × 64 × 32 float32) takes 100 MiB, "
         "the full profile's cache (200 × 128 × 128 × 64 float32) takes 800 MiB")
 
 

@@ -908,44 +908,6 @@ def check_best_epoch(best_epoch: Callable[..., Any]) -> str:
     return "ties keep the first epoch, None values are skipped, mode chooses the direction"
 
 
-@exercise("05_training")
-def check_class_weights(balanced_weights: Callable[..., Any]) -> str:
-    """Exercise 05.3: balanced class weights for MosMedData's full counts (254 normal vs 856 abnormal)."""
-    cases = [
-        {0: 254, 1: 856},
-        {0: 28, 1: 28},
-        {0: 1, 1: 3},
-        {0: 10, 1: 20, 2: 70},
-    ]
-    for counts in cases:
-        got = balanced_weights(dict(counts))
-        expect(isinstance(got, Mapping), f"balanced_weights({counts}) should return a dict {{label: weight}}, "
-                                         f"got {type(got).__name__}")
-        got = dict(got)
-        expect(sorted(got) == sorted(counts), f"balanced_weights({counts}) should have one weight per label "
-                                              f"{sorted(counts)}, got labels {sorted(got)}")
-        n, k = sum(counts.values()), len(counts)
-        want = {c: n / (k * m) for c, m in counts.items()}
-        values = np.array([float(got[c]) for c in sorted(counts)])
-        expected = np.array([want[c] for c in sorted(counts)])
-        if np.allclose(values, expected, rtol=1e-6):
-            continue
-        inverse = np.array([counts[c] / n for c in sorted(counts)])
-        no_k = np.array([n / counts[c] for c in sorted(counts)])
-        if np.allclose(values, inverse, rtol=1e-6) or np.allclose(values, inverse * k, rtol=1e-6):
-            hint = "the rarer class needs the larger weight: w_c = n / (k · n_c)"
-        elif np.allclose(values, no_k, rtol=1e-6):
-            hint = "divide by the number of classes k too, so that each class's total weight n_c · w_c is n / k"
-        else:
-            hint = "w_c = n / (k · n_c) with n the number of scans and k the number of classes"
-        shown = {c: round(float(got[c]), 4) for c in sorted(counts)}
-        raise NotYet(f"balanced_weights({counts}) gave {shown}, expected "
-                     f"{ {c: round(v, 4) for c, v in want.items()} }: {hint}")
-    w = {c: 1110 / (2 * m) for c, m in {0: 254, 1: 856}.items()}
-    return (f"on the full MosMedData (binary) the 254 normal studies get weight {w[0]:.3f} and the 856 abnormal ones "
-            f"{w[1]:.3f}: each class then counts as 555 studies in the loss")
-
-
 # --- chapter 06_evaluation ---
 
 

@@ -35,11 +35,6 @@ def best_epoch(history, *, monitor="val_auc", mode="max"):
     return best
 
 
-def balanced_weights(counts):
-    n, k = sum(counts.values()), len(counts)
-    return {c: n / (k * m) for c, m in counts.items()}
-
-
 # ----------------------------------------------------------------------------- 06_evaluation answers
 
 
@@ -67,7 +62,6 @@ def ece(y_true, y_prob, *, n_bins=10):
 RIGHT = {
     "05_training/lr_at_step": lr_at_step,
     "05_training/best_epoch": best_epoch,
-    "05_training/class_weights": balanced_weights,
     "06_evaluation/sensitivity_specificity": sensitivity_specificity,
     "06_evaluation/threshold_for_sensitivity": threshold_for_sensitivity,
     "06_evaluation/ece": ece,
@@ -88,8 +82,6 @@ def test_right_answers_pass(name: str, capsys: pytest.CaptureFixture[str]) -> No
 def test_success_messages_state_the_lesson(capsys: pytest.CaptureFixture[str]) -> None:
     exercises.check_lr_at_step(lr_at_step)
     assert "its learning rate is 1e-4 throughout" in capsys.readouterr().out
-    exercises.check_class_weights(balanced_weights)
-    assert "254 normal studies get weight 2.185 and the 856 abnormal ones 0.648" in capsys.readouterr().out
     exercises.check_threshold_for_sensitivity(threshold_for_sensitivity)
     assert "for 90 % sensitivity the threshold is 0.35" in capsys.readouterr().out
 
@@ -150,13 +142,6 @@ def best_epoch_changes_history(history, *, monitor="val_auc", mode="max"):
         ("05_training/best_epoch", best_epoch_always_max, "mode='min' means smaller is better"),
         ("05_training/best_epoch", best_epoch_changes_history, "must not change the history"),
         ("05_training/best_epoch", lambda h, **kw: 3.0, "should return an epoch number (int)"),
-        ("05_training/class_weights", lambda counts: {c: m / sum(counts.values()) for c, m in counts.items()},
-         "the rarer class needs the larger weight"),
-        ("05_training/class_weights", lambda counts: {c: sum(counts.values()) / m for c, m in counts.items()},
-         "divide by the number of classes k too"),
-        ("05_training/class_weights", lambda counts: [1.0, 1.0], "should return a dict {label: weight}, got list"),
-        ("05_training/class_weights", lambda counts: {"normal": 2.185, "abnormal": 0.648},
-         "should have one weight per label [0, 1], got labels ['abnormal', 'normal']"),
         ("06_evaluation/sensitivity_specificity", lambda cm: sensitivity_specificity(cm)[::-1],
          "return (sensitivity, specificity), in that order"),
         ("06_evaluation/sensitivity_specificity", lambda cm: sensitivity_specificity(np.transpose(cm)),
@@ -218,13 +203,10 @@ def test_checks_agree_with_the_library() -> None:
     """The exercises' expected values are the ones ctutils computes."""
     keras = pytest.importorskip("keras")
     from ctutils.evaluation import calibration, choose_threshold
-    from ctutils.pipeline import class_weights
 
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-4, decay_steps=100_000, decay_rate=0.96, staircase=True)
     for step in (0, 7_000, 250_000):
         assert float(schedule(step)) == pytest.approx(lr_at_step(step), rel=1e-6)
-    labels = [0] * 254 + [1] * 856
-    assert class_weights(labels) == pytest.approx(balanced_weights({0: 254, 1: 856}))
     y = [1] * len(exercises._SENS_SCORES_POS) + [0] * len(exercises._SENS_SCORES_NEG)
     s = exercises._SENS_SCORES_POS + exercises._SENS_SCORES_NEG
     for target in (0.5, 0.75, 0.9, 1.0):

@@ -49,8 +49,20 @@ registers it in :data:`EXERCISES` and turns exceptions into the messages above::
         expect_close(got, [0, 0, 1, 1], what="window([-2000, -1000, 400, 1000])")
         return "values below hu_min map to 0, above hu_max to 1"
 
-Keep checks fast (well under a second) and independent of the dataset unless they take its
-folder as an argument; use only numpy and the standard library at the top of this module.
+Keep checks fast (well under a second; a check that trains a network, like 05.3's, a few seconds)
+and independent of the dataset unless they take its folder as an argument; use only numpy and the
+standard library at the top of this module.
+
+Concept checks (multiple choice) are registered with :func:`choice` and run with
+:func:`check_choice`; the learner's answer is a function returning a letter, so that a student
+copy's stub raises only inside the check::
+
+    def answer_05_1():
+        ### BEGIN SOLUTION
+        return "c"
+        ### END SOLUTION
+
+    exercises.check_choice("05_training/diverging_curves", answer_05_1)
 """
 
 from __future__ import annotations
@@ -862,6 +874,9 @@ def check_three_block_cnn(build_three_blocks: Callable[[tuple[int, ...]], Any]) 
 
 # --- chapter 05_training ---
 
+__all__ += ["CHOICES", "Choice", "check_best_epoch", "check_choice", "check_lr_at_step", "check_split_by_study",
+            "check_tiny_cnn", "choice"]
+
 
 @exercise("05_training")
 def check_lr_at_step(lr_at_step: Callable[..., Any]) -> str:
@@ -942,45 +957,331 @@ def check_best_epoch(best_epoch: Callable[..., Any]) -> str:
     return "ties keep the first epoch, None values are skipped, mode chooses the direction"
 
 
+# ----------------------------------------------------------------------------- 05.3: modify a model
+
+#: Exercise 05.3's network on a 16 × 16 × 8 × 1 input, by hand: conv 4 filters (27 · 1 + 1) · 4 = 112,
+#: conv 8 filters (27 · 4 + 1) · 8 = 872, Dense(1) on 8 pooled features 8 + 1 = 9.
+_TINY_CNN_PARAMS = 993
+_TINY_INPUT = (16, 16, 8, 1)
+
+
+def _blob_volumes(*, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Eight 16 × 16 × 8 × 1 volumes of noise around 0.2; the odd ones (label 1) hold a blob 0.6 brighter."""
+    rng = np.random.default_rng(seed)
+    shape = _TINY_INPUT[:3]
+    x = rng.normal(0.2, 0.05, size=(8, *shape, 1)).astype(np.float32)
+    y = np.arange(8) % 2
+    grid = np.indices(shape)
+    for i in np.flatnonzero(y):
+        centre = rng.integers([4, 4, 2], [12, 12, 6])
+        x[i, ..., 0] += 0.6 * (sum((g - c) ** 2 for g, c in zip(grid, centre)) <= 4)
+    return x, y.astype(np.float32)
+
+
+def _reinitialise(model: Any, *, seed: int) -> None:
+    """Glorot-uniform kernels and zero biases from a seeded NumPy generator: the same start for every learner."""
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        shape = tuple(int(s) for s in weight.shape)
+        if weight.name == "bias":
+            weight.assign(np.zeros(shape, np.float32))
+        elif len(shape) >= 2:
+            receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+            limit = np.sqrt(6.0 / (receptive * (shape[-2] + shape[-1])))
+            weight.assign(rng.uniform(-limit, limit, shape).astype(np.float32))
+
+
+def _activation_after(model: Any, layer: Any) -> str:
+    """Name of the activation that follows ``layer``: its own, or that of a separate Activation/ReLU layer."""
+    name = getattr(getattr(layer, "activation", None), "__name__", "linear")
+    layers = list(model.layers)
+    following = layers[layers.index(layer) + 1] if layer is not layers[-1] else None
+    if name == "linear" and following is not None:
+        if type(following).__name__ == "ReLU":
+            return "relu"
+        if type(following).__name__ == "Activation":
+            return getattr(following.activation, "__name__", "linear")
+    return name
+
+
+def _tiny_cnn_structure(model: Any) -> None:
+    """Raise NotYet with a hint where the layers differ from exercise 05.3's statement."""
+    convs = [layer for layer in model.layers if type(layer).__name__ == "Conv3D"]
+    filters = tuple(int(layer.filters) for layer in convs)
+    expect(filters == (4, 8), f"two Conv3D layers with 4 then 8 filters, got {len(convs)} with filters {filters}")
+    kernels = [tuple(layer.kernel_size) for layer in convs]
+    expect(all(k == (3, 3, 3) for k in kernels), f"kernel_size=3 in both convolutions, got {kernels}")
+    paddings = [layer.padding for layer in convs]
+    expect(paddings == ["same", "same"], f"padding='same' in both convolutions (got {paddings}): "
+                                         "16 × 16 × 8 is too small to lose 2 voxels per axis in each")
+    activations = [_activation_after(model, layer) for layer in convs]
+    expect(activations == ["relu", "relu"], f"activation='relu' after each convolution, got {activations}: "
+                                            "it is the nonlinearity that lets the second layer build on the first")
+    kinds = [type(layer).__name__ for layer in model.layers]
+    expect(kinds.count("MaxPooling3D") == 2, f"one MaxPool3D(2) after each convolution, got {kinds.count('MaxPooling3D')}")
+    expect("Flatten" not in kinds and "GlobalAveragePooling3D" in kinds,
+           "average the last feature maps with GlobalAveragePooling3D() (not Flatten) before the Dense layer")
+
+
+def _trained_accuracy(model: Any) -> tuple[float, np.ndarray]:
+    """Re-initialise the learner's model, train it on the 8 blob volumes; its training accuracy and predictions."""
+    import warnings
+
+    from ctutils.tfimport import keras
+
+    x, y = _blob_volumes(seed=0)
+    _reinitialise(model, seed=0)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss="binary_crossentropy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras warns about softmax on one unit: the check's hint says it
+        model.fit(x, y, batch_size=8, epochs=40, shuffle=False, verbose=0)
+        p = np.asarray(model(x, training=False), dtype=np.float64).ravel()
+    return float(np.mean((p > 0.5) == (y > 0.5))), p
+
+
 @exercise("05_training")
-def check_class_weights(balanced_weights: Callable[..., Any]) -> str:
-    """Exercise 05.3: balanced class weights for MosMedData's full counts (254 normal vs 856 abnormal)."""
-    cases = [
-        {0: 254, 1: 856},
-        {0: 28, 1: 28},
-        {0: 1, 1: 3},
-        {0: 10, 1: 20, 2: 70},
-    ]
-    for counts in cases:
-        got = balanced_weights(dict(counts))
-        expect(isinstance(got, Mapping), f"balanced_weights({counts}) should return a dict {{label: weight}}, "
-                                         f"got {type(got).__name__}")
-        got = dict(got)
-        expect(sorted(got) == sorted(counts), f"balanced_weights({counts}) should have one weight per label "
-                                              f"{sorted(counts)}, got labels {sorted(got)}")
-        n, k = sum(counts.values()), len(counts)
-        want = {c: n / (k * m) for c, m in counts.items()}
-        values = np.array([float(got[c]) for c in sorted(counts)])
-        expected = np.array([want[c] for c in sorted(counts)])
-        if np.allclose(values, expected, rtol=1e-6):
-            continue
-        inverse = np.array([counts[c] / n for c in sorted(counts)])
-        no_k = np.array([n / counts[c] for c in sorted(counts)])
-        if np.allclose(values, inverse, rtol=1e-6) or np.allclose(values, inverse * k, rtol=1e-6):
-            hint = "the rarer class needs the larger weight: w_c = n / (k · n_c)"
-        elif np.allclose(values, no_k, rtol=1e-6):
-            hint = "divide by the number of classes k too, so that each class's total weight n_c · w_c is n / k"
+def check_tiny_cnn(build_tiny_cnn: Callable[[tuple[int, ...]], Any]) -> str:
+    """Exercise 05.3: build a tiny 3-D CNN, count its parameters, and make it overfit 8 volumes."""
+    try:
+        model = build_tiny_cnn(_TINY_INPUT)
+    except ValueError as error:
+        if "zero or negative" not in str(error):
+            raise
+        raise NotYet(f"the model cannot be built for {_TINY_INPUT}: an axis shrinks to nothing (Keras: 'Computed output "
+                     "size would be zero or negative'). Use padding='same', so that only the pooling halves the size "
+                     "(16 × 16 × 8 → 8 × 8 × 4 → 4 × 4 × 2)") from None
+    expect(model is not None and hasattr(model, "count_params") and hasattr(model, "layers"),
+           f"build_tiny_cnn should return a keras.Model, got {type(model).__name__}")
+    expect(tuple(model.input_shape) == (None, *_TINY_INPUT),
+           f"build it for the input_shape it is given, {_TINY_INPUT}: keras.Input(input_shape); "
+           f"its input is {model.input_shape}")
+    expect(tuple(model.output_shape) == (None, 1),
+           f"the output should be one probability per volume, shape (None, 1); got {model.output_shape}")
+    _tiny_cnn_structure(model)
+    n = int(model.count_params())
+    expect(n == _TINY_CNN_PARAMS, f"{n:,} parameters, expected {_TINY_CNN_PARAMS:,} = (27·1 + 1)·4 + (27·4 + 1)·8 + "
+                                  "(8 + 1): one Dense(1) unit after the pooling")
+    accuracy, p = _trained_accuracy(model)
+    if accuracy < 1.0:
+        last = _activation_after(model, model.layers[-1])
+        if np.ptp(p) < 1e-6:
+            hint = (f"every prediction is {p[0]:.3f}: " + ("softmax over one unit is always 1; use "
+                    "activation='sigmoid' for a single output" if last == "softmax" else
+                    "the output does not depend on the input"))
+        elif len(model.trainable_weights) < len(model.weights):
+            hint = "some layers are frozen (trainable=False): the optimizer cannot change their weights"
+        elif last != "sigmoid":
+            hint = f"the last layer's activation is {last!r}; one output probability needs activation='sigmoid'"
         else:
-            hint = "w_c = n / (k · n_c) with n the number of scans and k the number of classes"
-        shown = {c: round(float(got[c]), 4) for c in sorted(counts)}
-        raise NotYet(f"balanced_weights({counts}) gave {shown}, expected "
-                     f"{ {c: round(v, 4) for c, v in want.items()} }: {hint}")
-    w = {c: 1110 / (2 * m) for c, m in {0: 254, 1: 856}.items()}
-    return (f"on the full MosMedData (binary) the 254 normal studies get weight {w[0]:.3f} and the 856 abnormal ones "
-            f"{w[1]:.3f}: each class then counts as 555 studies in the loss")
+            hint = "check the layers' order and activations against the statement"
+        raise NotYet(f"after 40 full-batch Adam steps it classifies {accuracy:.0%} of its 8 training volumes "
+                     f"correctly, not 100 %: a model that cannot overfit 8 volumes has a bug ({hint})")
+    return (f"{_TINY_CNN_PARAMS} parameters, and 40 Adam steps fit the 8 training volumes (100 % training accuracy): "
+            "run this 'overfit a few volumes' check before every long training")
+
+
+# ----------------------------------------------------------------------------- 05.4: diagnose a leak
+
+
+def _series_keys() -> tuple[list[str], list[int]]:
+    """Exercise 05.4's scans: 20 studies (10 normal, 10 abnormal), 1 to 3 series each, as 'study_XXXX/sN'."""
+    keys, labels = [], []
+    for study in range(1, 21):
+        for series in range(1, 2 + study % 3):  # 1, 2 or 3 series per study
+            keys.append(f"study_{study:04d}/s{series}")
+            labels.append(int(study > 10))
+    return keys, labels
+
+
+def _as_key_lists(got: Any, shown: str) -> tuple[list[str], list[str], list[str]]:
+    try:
+        parts = tuple(got)
+    except TypeError:
+        raise NotYet(f"{shown} should return three lists of keys (train, val, test), got {got!r}") from None
+    expect(len(parts) == 3, f"{shown} should return three lists of keys (train, val, test), got {len(parts)} items")
+    lists = []
+    for name, part in zip(("train", "val", "test"), parts):
+        expect(not isinstance(part, str) and hasattr(part, "__iter__"),
+               f"{shown}: {name} should be a list of keys, got {part!r}")
+        part = list(part)
+        expect(all(isinstance(k, str) for k in part), f"{shown}: {name} should hold the keys (strings) themselves, "
+                                                       f"got {part[:3]!r}…")
+        lists.append(part)
+    return lists[0], lists[1], lists[2]
+
+
+def _study(key: str) -> str:
+    return key.split("/")[0]
+
+
+def _check_split(got: Any, keys: list[str], labels: list[int], shown: str) -> dict[str, set[str]]:
+    from ctutils.splits import split_sizes
+
+    train, val, test = _as_key_lists(got, shown)
+    assigned = train + val + test
+    missing = sorted(set(keys) - set(assigned))
+    if missing:
+        raise NotYet(f"{shown} leaves out {len(missing)} scan(s), e.g. {missing[0]!r}: every scan goes to one split")
+    extra = sorted(set(assigned) - set(keys))
+    if extra:
+        raise NotYet(f"{shown} returns keys it was not given, e.g. {extra[0]!r}")
+    twice = sorted({k for k in assigned if assigned.count(k) > 1})
+    if twice:
+        raise NotYet(f"{shown} puts {twice[0]!r} in two places: every scan goes to exactly one split")
+    where = {name: {_study(k) for k in part} for name, part in zip(("train", "val", "test"), (train, val, test))}
+    for a, b in (("train", "test"), ("train", "val"), ("val", "test")):
+        shared = sorted(where[a] & where[b])
+        if shared:
+            raise NotYet(f"{shown}: {shared[0]} has scans in {a} and in {b} — the leak: its series are the same "
+                         "patient, so the model is tested on what it trained on. Split the study ids, then give "
+                         "each study all its scans")
+    study_label = {_study(k): y for k, y in zip(keys, labels)}
+    for label in sorted(set(labels)):
+        n = sum(1 for y in study_label.values() if y == label)
+        want = split_sizes(n)
+        got_sizes = tuple(sum(1 for s in where[name] if study_label[s] == label) for name in ("train", "val", "test"))
+        if got_sizes != want:
+            n_scans = [sum(1 for k in part if labels[keys.index(k)] == label) for part in (train, val, test)]
+            hint = ("count studies, not scans" if tuple(n_scans) == split_sizes(sum(n_scans)) else
+                    "per class, split_sizes(number of studies of the class) gives the train, val and test counts")
+            raise NotYet(f"{shown}: class {label} has {n} studies, split {got_sizes} (train, val, test), "
+                         f"expected {want}: {hint}")
+    return where
+
+
+@exercise("05_training")
+def check_split_by_study(split_by_study: Callable[..., Any]) -> str:
+    """Exercise 05.4: fix the split that leaks test scans into training."""
+    keys, labels = _series_keys()
+    seen = []
+    for seed in (0, 1, 2):
+        shown = f"split_by_study(keys, labels, seed={seed})"
+        first = _check_split(split_by_study(list(keys), list(labels), seed=seed), keys, labels, shown)
+        again = _check_split(split_by_study(list(keys), list(labels), seed=seed), keys, labels, shown)
+        expect(first == again, f"{shown} gave another split the second time: draw from "
+                               "np.random.default_rng(seed), not from an unseeded generator")
+        order = np.random.default_rng(seed + 10).permutation(len(keys))
+        shuffled = _check_split(split_by_study([keys[i] for i in order], [labels[i] for i in order], seed=seed),
+                                keys, labels, f"{shown} on the keys in another order")
+        expect(shuffled == first, f"{shown} depends on the order of the keys: sort the study ids before shuffling "
+                                  "(a split must not depend on the order the file system lists files in)")
+        seen.append(first)
+    expect(seen[0] != seen[1] or seen[0] != seen[2], "seeds 0, 1 and 2 give the same split: shuffle the study ids "
+                                                     "with np.random.default_rng(seed)")
+    return ("no study in two splits, every scan once, stratified by study, reproducible: "
+            "split by patient or study, never by scan, slice or augmented copy")
+
+
+# ----------------------------------------------------------------------------- concept checks
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A multiple-choice concept check.
+
+    Attributes
+    ----------
+    chapter, name : str
+        Where it is registered (``"05_training/overfitting"``).
+    answer : str
+        The right option's letter.
+    why_not : dict
+        For each wrong option's letter, why it is wrong (shown after that answer).
+    lesson : str
+        The idea behind the question: shown after a wrong answer, and briefly after a right one.
+    """
+
+    chapter: str
+    name: str
+    answer: str
+    why_not: Mapping[str, str]
+    lesson: str
+
+
+#: Every concept check, keyed ``"<chapter>/<name>"``.
+CHOICES: dict[str, Choice] = {}
+
+
+def _letter(answer: Any, options: list[str]) -> str:
+    got = answer() if callable(answer) else answer
+    shown = ", ".join(f'"{o}"' for o in options[:-1]) + f' or "{options[-1]}"'
+    expect(got is not None, f"return your choice, one of {shown}")
+    expect(isinstance(got, str), f"return one letter as a string, one of {shown}; got {got!r}")
+    letter = got.strip().strip("().").strip().lower()
+    expect(letter in options, f"return one of {shown}; got {got!r}")
+    return letter
+
+
+def choice(chapter: str, name: str, *, answer: str, why_not: Mapping[str, str], lesson: str) -> Choice:
+    """Register a multiple-choice concept check as ``<chapter>/<name>``; run it with :func:`check_choice`."""
+    item = Choice(chapter=chapter, name=name, answer=answer, why_not=dict(why_not), lesson=lesson)
+    options = sorted([answer, *why_not])
+
+    def check_one(answer_fn: Any) -> str:
+        letter = _letter(answer_fn, options)
+        if letter != item.answer:
+            raise NotYet(f"({letter}) is not it: {item.why_not[letter]} The idea: {item.lesson}")
+        return f"({letter}). {item.lesson}"
+
+    check_one.__name__ = f"check_{name}"
+    check_one.__doc__ = f"Concept check {chapter}/{name}."
+    exercise(chapter, name=name)(check_one)
+    CHOICES[f"{chapter}/{name}"] = item
+    return item
+
+
+def check_choice(question: str, answer: Any) -> CheckResult:
+    """Check a multiple-choice answer: ``check_choice("05_training/overfitting", answer_05_1)``.
+
+    ``answer`` is the learner's function returning a letter (``"b"``), or the letter itself. A wrong
+    answer prints why that option is wrong and the idea behind the question; a right one a short
+    confirmation. Like every check, it never raises for the learner's answer.
+
+    Raises
+    ------
+    KeyError
+        ``question`` is not a registered concept check (the message lists them).
+    """
+    if question not in CHOICES:
+        raise KeyError(f"unknown concept check {question!r}; registered: {', '.join(sorted(CHOICES))}")
+    return EXERCISES[question].check(answer)
+
+
+choice("05_training", "diverging_curves", answer="c", why_not={
+    "a": "a learning rate that is too low slows both curves down; it does not make the validation loss rise.",
+    "b": "underfitting means the training loss stays high too; here it keeps falling.",
+    "d": "a leak makes validation look too good, not worse.",
+}, lesson="Training loss falling while validation loss rises is overfitting: the network memorises its training "
+          "scans. Keep the best epoch (restore_best_weights), augment, regularise, or get more scans.")
+
+choice("05_training", "best_epoch_optimism", answer="b", why_not={
+    "a": "the validation scans were never trained on, but they were used to choose the epoch.",
+    "c": "choosing the maximum of noisy values biases it upwards, not downwards.",
+    "d": "early stopping chooses the epoch on validation too: the same selection.",
+}, lesson="The best of many noisy validation scores is optimistic (selection bias, the winner's curse): "
+          "report the test split, which played no part in the choice.")
+
+choice("05_training", "accuracy_vs_auc", answer="a", why_not={
+    "b": "ROC-AUC only needs the scores to be ranked; a bug would not give 0.9 by chance on a balanced split.",
+    "c": "a model that guesses has an AUC near 0.5, not 0.9.",
+    "d": "shuffled labels give an AUC near 0.5 as well.",
+}, lesson="AUC 0.9 says the scores rank abnormal above normal scans; accuracy 0.5 says they all fall on one side "
+          "of the 0.5 threshold (e.g. batch-norm statistics after a short run). That is calibration and threshold, "
+          "not ranking.")
+
+choice("05_training", "shuffled_labels", answer="d", why_not={
+    "a": "it is the cheapest control there is against a leak in the pipeline.",
+    "b": "the same model reaches a high AUC with the true labels, so its size is not the problem.",
+    "c": "with shuffled labels there is nothing to learn; that says nothing about the real model.",
+}, lesson="A negative control: with labels shuffled nothing real can be learnt, so validation AUC ≈ 0.5 means "
+          "no label information reaches the model by another road (file order, a split bug, a scanner tag). "
+          "If it came out 0.9, look for the leak.")
 
 
 # --- chapter 06_evaluation ---
+
+__all__ += ["check_ece", "check_sensitivity_specificity", "check_specificity_at_sensitivity",
+            "check_threshold_for_sensitivity"]
 
 
 @exercise("06_evaluation")
@@ -1090,3 +1391,128 @@ def check_ece(ece: Callable[..., Any]) -> str:
                     "over n_bins equal-width bins of [0, 1]")
         raise NotYet(f"{shown} gave {got:.4f}, expected {expected:.4f}: {hint}")
     return "ECE = Σ_b (n_b / N) · |fraction abnormal − mean P| — 0.175 for the first example, 0 for a perfect one"
+
+
+# ----------------------------------------------------------------------------- 06.4: evaluate at an operating point
+
+#: Exercise 06.4's data: validation as in exercise 06.2; test with 6 abnormal and 8 normal scans.
+_OP_TEST_POS = [0.90, 0.80, 0.60, 0.30, 0.25, 0.15]
+_OP_TEST_NEG = [0.50, 0.40, 0.30, 0.22, 0.20, 0.10, 0.05, 0.02]
+
+
+def _highest_threshold(y_true: np.ndarray, scores: np.ndarray, target: float) -> float:
+    positives = np.sort(scores[y_true == 1])[::-1]
+    return float(positives[int(np.ceil(target * positives.size - 1e-9)) - 1])
+
+
+def _specificity_ci(normal_scores: np.ndarray, threshold: float, *, n_boot: int, seed: int) -> tuple[float, float]:
+    """Exercise 06.4's documented bootstrap: resample the normal test scans, percentile 95 % interval."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(0, normal_scores.size, size=(n_boot, normal_scores.size))
+    specificities = np.mean(normal_scores[rows] < threshold, axis=1)
+    low, high = np.percentile(specificities, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _operating_point(got: Any, shown: str) -> tuple[float, float, float, tuple[float, float]]:
+    message = f"{shown} should return (threshold, sensitivity, specificity, (low, high)), got {got!r}"
+    try:
+        threshold, sens, spec, ci = got
+        low, high = ci
+        return float(threshold), float(sens), float(spec), (float(low), float(high))
+    except (TypeError, ValueError):
+        raise NotYet(message) from None
+
+
+@exercise("06_evaluation")
+def check_specificity_at_sensitivity(specificity_at_sensitivity: Callable[..., Any]) -> str:
+    """Exercise 06.4: the threshold for a target sensitivity on validation, specificity with its CI on test."""
+    y_val = np.array([1] * len(_SENS_SCORES_POS) + [0] * len(_SENS_SCORES_NEG))
+    p_val = np.array(_SENS_SCORES_POS + _SENS_SCORES_NEG)
+    small = (np.array([1] * len(_OP_TEST_POS) + [0] * len(_OP_TEST_NEG)), np.array(_OP_TEST_POS + _OP_TEST_NEG))
+    # 40 normal scans: so many possible specificities that only the documented resampling and seed give the interval
+    large = (np.array([1] * 30 + [0] * 40), np.concatenate([np.linspace(0.15, 0.95, 30), np.linspace(0.01, 0.79, 40)]))
+    cases = [(small, 0.95, 1000, 0), (small, 0.9, 40, 3), (small, 0.5, 500, 1), (small, 0.95, 25, 7), (large, 0.95, 200, 7)]
+    for (y_test, p_test), target, n_boot, seed in cases:
+        mixed = np.random.default_rng(1).permutation(y_test.size)  # not sorted by class
+        y_test, p_test = y_test[mixed], p_test[mixed]
+        data = f"{y_test.size}-scan test set" if y_test.size > 14 else "y_test, p_test"
+        shown = f"specificity_at_sensitivity(y_val, p_val, {data}, target={target}, n_boot={n_boot}, seed={seed})"
+        args = (y_val.copy(), p_val.copy(), y_test.copy(), p_test.copy())
+        got = _operating_point(specificity_at_sensitivity(*args, target=target, n_boot=n_boot, seed=seed), shown)
+        threshold, sens, spec, (low, high) = got
+        want_t = _highest_threshold(y_val, p_val, target)
+        on_test = _highest_threshold(y_test, p_test, target)
+        if not np.isclose(threshold, want_t):
+            hint = ("that threshold was chosen on the test scans: choose it on validation and apply it unchanged "
+                    "to test" if np.isclose(threshold, on_test) else
+                    "the highest threshold t with mean(p_val[y_val == 1] >= t) >= target (exercise 06.2)")
+            raise NotYet(f"{shown}: threshold {threshold:.2f}, expected {want_t:.2f}: {hint}")
+        normal = p_test[y_test == 0]
+        want_sens = float(np.mean(p_test[y_test == 1] >= want_t))
+        want_spec = float(np.mean(normal < want_t))
+        if not (np.isclose(sens, want_sens) and np.isclose(spec, want_spec)):
+            strict = (float(np.mean(p_test[y_test == 1] > want_t)), float(np.mean(normal <= want_t)))
+            hint = ("a scan with score == threshold is called abnormal: sensitivity counts p >= t, specificity p < t"
+                    if np.allclose((sens, spec), strict) else
+                    "return them in the order (threshold, sensitivity, specificity, ci)"
+                    if np.allclose((sens, spec), (want_spec, want_sens)) else
+                    "on test: sensitivity = mean(p_test[y_test == 1] >= t), specificity = mean(p_test[y_test == 0] < t)")
+            raise NotYet(f"{shown}: test sensitivity {sens:.3f} and specificity {spec:.3f}, expected "
+                         f"{want_sens:.3f} and {want_spec:.3f}: {hint}")
+        want_ci = _specificity_ci(normal, want_t, n_boot=n_boot, seed=seed)
+        if np.allclose((low, high), want_ci, atol=1e-9):
+            continue
+        expect(0.0 <= low <= spec <= high <= 1.0, f"{shown}: the interval ({low:.3f}, {high:.3f}) should lie in "
+                                                  f"[0, 1] and contain the specificity {spec:.3f}")
+        for _ in range(3):  # an unseeded generator can repeat an interval by chance, rarely three times
+            again = _operating_point(specificity_at_sensitivity(*args, target=target, n_boot=n_boot, seed=seed), shown)
+            expect(again[3] == (low, high), f"{shown} gave another interval when called again: draw from "
+                                            "np.random.default_rng(seed), as the statement says")
+        everything = np.random.default_rng(seed).integers(0, p_test.size, size=(n_boot, p_test.size))
+        all_rows = [np.mean(p_test[r][y_test[r] == 0] < want_t) for r in everything]
+        if np.allclose((low, high), np.nanpercentile(all_rows, [2.5, 97.5]), atol=1e-9):
+            hint = "resample the normal test scans only (specificity is a fraction of them), not all test scans"
+        elif np.allclose((low, high), _specificity_ci(normal, want_t, n_boot=n_boot, seed=seed + 1), atol=1e-9) \
+                or not np.isclose(high - low, want_ci[1] - want_ci[0], atol=0.15):
+            hint = ("follow the statement's scheme exactly: rng = np.random.default_rng(seed), one call "
+                    "rng.integers(0, n_normal, size=(n_boot, n_normal)), np.percentile(..., [2.5, 97.5])")
+        else:
+            hint = ("close, but not the statement's scheme: one call rng.integers(0, n_normal, size=(n_boot, n_normal)) "
+                    "indexes the normal scores, and np.percentile(specificities, [2.5, 97.5]) gives the interval")
+        raise NotYet(f"{shown}: interval ({low:.3f}, {high:.3f}), expected ({want_ci[0]:.3f}, {want_ci[1]:.3f}): {hint}")
+    ci = _specificity_ci(np.array(_OP_TEST_NEG), 0.2, n_boot=1000, seed=0)
+    return (f"at 95 % sensitivity the validation threshold is 0.20; on test it gives sensitivity 5/6 and specificity "
+            f"3/8 = 0.375, 95 % CI {ci[0]:.3f}–{ci[1]:.3f}: eight normal scans cannot pin a specificity down")
+
+
+# ----------------------------------------------------------------------------- concept checks
+
+choice("06_evaluation", "auc_small_test", answer="b", why_not={
+    "a": "0.80 is the point estimate; on 18 scans its 95 % interval reaches down to about 0.6.",
+    "c": "whether 0.80 is useful depends on the task and the operating point, and it is not even known to ±0.2.",
+    "d": "a model without skill gives 0.5 only on average; on 9 + 9 scans it reaches 0.7 or more in about "
+         "1 run in 12.",
+}, lesson="On 9 + 9 scans the standard error of an AUC of 0.8 is about 0.11 (Hanley–McNeil), so the 95 % interval "
+          "is roughly 0.6–1.0: report the interval, and judge a model on more scans.")
+
+choice("06_evaluation", "temperature_scaling", answer="d", why_not={
+    "a": "no rescaling of the scores that keeps their order can raise the AUC.",
+    "b": "no rescaling of the scores that keeps their order can lower the AUC.",
+    "c": "any T > 0 keeps the order of the scores.",
+}, lesson="ROC-AUC depends only on the order of the scores, and dividing the logits by T > 0 keeps it: temperature "
+          "scaling changes calibration (ECE, the probabilities a reader sees), never the ranking.")
+
+choice("06_evaluation", "gradcam_table", answer="a", why_not={
+    "b": "the table is not part of the patient; a finding there cannot be the disease.",
+    "c": "a heat map that is consistent across most abnormal scans is a signal, not noise.",
+    "d": "a high AUC says the scores separate these test scans, not why: a shortcut scores high too.",
+}, lesson="A model can reach a high AUC through a shortcut that differs between the classes in this data (table, "
+          "scanner, site, a text marker). Test it: mask the table, evaluate on scans from another scanner or site.")
+
+choice("06_evaluation", "sensitivity_below_target", answer="c", why_not={
+    "a": "a threshold reaches its target only on the scans it was chosen on; elsewhere it is an estimate.",
+    "b": "choosing it on test makes the test sensitivity right by construction, and the estimate worthless.",
+    "d": "it is defined, only uncertain: with 6 abnormal scans each miss costs 17 percentage points.",
+}, lesson="The target holds on the validation scans the threshold was chosen on; on new scans sensitivity varies, "
+          "the more so with few abnormal scans. Report the test value with its confidence interval.")

@@ -291,7 +291,7 @@ def describe_seed_comparison(paired: Sequence[Mapping[str, float]], *, name_a: s
     >>> rows = [{"seed": 0, "diff": 0.10, "low": 0.02, "high": 0.20},
     ...         {"seed": 1, "diff": 0.03, "low": -0.04, "high": 0.10}]
     >>> print(describe_seed_comparison(rows, name_a="improved", name_b="reference", n_scans=30))
-    improved minus reference, test ROC-AUC (paired bootstrap over the 30 test scans, per training seed): seed 0 +0.100 [+0.020, +0.200], seed 1 +0.030 [-0.040, +0.100]; mean +0.065. The interval lies above 0 in 1 of 2 seeds, contains 0 in 1: no seed-robust difference.
+    improved minus reference, test ROC-AUC (paired bootstrap over the 30 test scans, per training seed): seed 0 +0.100 [+0.020, +0.200], seed 1 +0.030 [-0.040, +0.100]; mean +0.065. The interval lies above 0 in 1 of 2 seeds, contains 0 in 1 of 2 seeds: no seed-robust difference.
     """
     if not paired:
         raise ValueError("no paired comparison to describe")
@@ -302,7 +302,7 @@ def describe_seed_comparison(paired: Sequence[Mapping[str, float]], *, name_a: s
     n = len(paired)
     counts = ", ".join(text for count, text in ((above, f"lies above 0 in {above} of {n} seeds"),
                                                (below, f"lies below 0 in {below} of {n} seeds"),
-                                               (middle, f"contains 0 in {middle}")) if count)
+                                               (middle, f"contains 0 in {middle} of {n} seeds")) if count)
     if above == n:
         verdict = f"{name_a} ranks the test scans better than {name_b} for every seed."
     elif below == n:

@@ -435,8 +435,8 @@ def render_markdown(results: dict[str, Any]) -> str:
                 f"| oneDNN off against on | {off['loss']:.1e} | {off['val_loss']:.1e} | {off['val_auc']:.1e} |", "",
                 ("Same machine and settings: identical to the last bit. " if max(same.values()) == 0 else
                  "Same machine and settings: NOT identical. ")
-                + ("oneDNN off: different numbers from the first epoch, so histories on another machine or build "
-                   "will differ too." if max(off.values()) > 0 else "oneDNN off: identical here."), ""]
+                + (f"oneDNN off: different numbers within {r['epochs']} epochs, so histories on another machine or "
+                   "TensorFlow build will differ too." if max(off.values()) > 0 else "oneDNN off: identical here."), ""]
     if "shortcut" in results:
         r = results["shortcut"]
         mt, ct = r["marked_test"], r["clean_test"]

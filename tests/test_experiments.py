@@ -137,7 +137,7 @@ def test_seed_comparison_words_follow_the_intervals():
     assert "lies below 0 in 3 of 3 seeds" in text and text.endswith("B ranks the test scans better than A for every seed.")
     assert "mean -0.100" in text
     text = describe_seed_comparison(tied, name_a="A", name_b="B")
-    assert "contains 0 in 3" in text and text.endswith("cannot tell the two apart for any seed.")
+    assert "contains 0 in 3 of 3 seeds" in text and text.endswith("cannot tell the two apart for any seed.")
     with pytest.raises(ValueError, match="no paired comparison"):
         describe_seed_comparison([], name_a="A", name_b="B")
 

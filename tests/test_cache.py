@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -272,6 +273,29 @@ def test_interrupted_first_build_leaves_nothing_that_looks_complete(tiny_dataset
     with pytest.raises(KeyboardInterrupt):
         build(tiny_dataset, out)
     assert names(out) == []
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("bad_scans", [False, True], ids=["all-kept", "two-skipped"])
+def test_volumes_file_is_byte_for_byte_what_np_save_writes(tiny_dataset, tmp_path, bad_scans):
+    if bad_scans:
+        add_bad_scans(tiny_dataset)  # rows are then copied into a smaller file (_Rows.keep)
+    cache = build(tiny_dataset, tmp_path / "cache")
+    volumes = np.array(cache.volumes)
+    assert volumes.shape == (12, *CONFIG.shape)
+    assert (cache.root / "volumes.npy").read_bytes() == npy_bytes(volumes)
+
+
+def test_masks_file_is_byte_for_byte_what_np_save_writes(tmp_path):
+    src = _with_masks(tmp_path / "data")
+    cache = build_cache(src, tmp_path / "cache", config=PreprocessConfig(shape=(10, 10, 3)), workers=1, progress=False)
+    assert (cache.root / "masks.npy").read_bytes() == npy_bytes(np.array(cache.masks))
+    assert (cache.root / "volumes.npy").read_bytes() == npy_bytes(np.array(cache.volumes))
 
 
 # --- dataset folders -------------------------------------------------------------------------

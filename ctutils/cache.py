@@ -23,7 +23,9 @@ through a memory map (:func:`numpy.lib.format.open_memmap`) opened for that row 
 right after: pages written through a map that stays open stay counted in the process's memory,
 closing it after each row keeps memory bounded whatever the number of scans. The final files
 only appear under their names once complete, and ``cache.json`` (the marker that the cache is
-valid) is removed first and written last.
+valid) is removed first and written last. Temporary files that a killed run left behind
+(``.partial-<pid>-…``, see :func:`ctutils.atomic.remove_stale_partials`) are removed by the
+next build; those of a build still running on the same cache are kept.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from ctutils.atomic import atomic_path, partial_name
+from ctutils.atomic import atomic_path, partial_name, remove_stale_partials
 from ctutils.datasets import mask_path
 from ctutils.preprocess import PreprocessConfig, preprocess_file, preprocess_mask
 from ctutils.splits import SPLITS, stratified_split
@@ -476,6 +478,7 @@ def build_cache(
 
     config = config or PreprocessConfig()
     src, out = Path(src_dir), Path(out_dir)
+    remove_stale_partials(out)  # what a killed build left; a build still running keeps its files
     spec = get_dataset(dataset) if dataset is not None else None
     scans = list_scans(src, spec=spec, mapping=mapping)
     mapping_name = mapping or "default"

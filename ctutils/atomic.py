@@ -9,15 +9,86 @@ from collections.abc import Iterator
 from pathlib import Path
 
 
+_PARTIAL_PREFIX = ".partial-"
+
+
 def partial_name(path: Path) -> Path:
     """Return a hidden temporary name beside ``path`` that keeps its suffixes.
+
+    The name is ``.partial-<pid>-<8 hex digits>-<name>``: the writing process's id lets
+    :func:`remove_stale_partials` tell a dead run's leftover from a live run's file.
 
     Examples
     --------
     >>> partial_name(Path("/d/model.keras")).suffix
     '.keras'
     """
-    return path.with_name(f".partial-{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
+    return path.with_name(f"{_PARTIAL_PREFIX}{os.getpid()}-{secrets.token_hex(4)}-{path.name}")
+
+
+def _partial_pid(name: str) -> int | None:
+    """The process id in a :func:`partial_name`, or None if ``name`` is not one."""
+    if not name.startswith(_PARTIAL_PREFIX):
+        return None
+    pid, _, rest = name[len(_PARTIAL_PREFIX):].partition("-")
+    token, _, final = rest.partition("-")
+    hex_digits = len(token) == 8 and all(c in "0123456789abcdef" for c in token)
+    return int(pid) if pid.isdigit() and hex_digits and final else None
+
+
+def _is_running(pid: int) -> bool:
+    """True unless no process ``pid`` runs on this machine (one we may not signal still counts)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's process, or no valid pid: leave its file alone
+    return True
+
+
+def remove_stale_partials(folder: str | os.PathLike[str]) -> list[Path]:
+    """Remove the partial files (:func:`partial_name`) in ``folder`` whose writing process is gone.
+
+    A run killed with SIGKILL (or by a power cut) cannot clean up after itself, so its
+    ``.partial-<pid>-…`` files stay; call this at the start of the next run. Files of processes
+    that still run (a concurrent run on the same folder, this process) are kept. Process ids
+    are those of this machine: a folder shared by runs on several machines (a network file
+    system) could lose a live run's file, whose run then fails with a missing file rather than
+    writing a wrong one.
+
+    Parameters
+    ----------
+    folder : path-like
+        The folder to clean (not its subfolders); a missing folder holds nothing.
+
+    Returns
+    -------
+    list of Path
+        The files removed, sorted.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> live = partial_name(folder / "a.npy"); _ = live.write_bytes(b"")
+    >>> remove_stale_partials(folder), live.exists()
+    ([], True)
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in sorted(folder.glob(f"{_PARTIAL_PREFIX}*")):
+        pid = _partial_pid(path.name)
+        if pid is None or _is_running(pid) or not path.is_file():
+            continue
+        with contextlib.suppress(FileNotFoundError):  # a concurrent run may have removed it first
+            path.unlink()
+            removed.append(path)
+    return removed
 
 
 @contextlib.contextmanager

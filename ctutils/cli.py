@@ -28,6 +28,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 __all__ = ["main", "build_parser"]
 
@@ -279,16 +280,27 @@ def _course_nbgrader_tag(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 
+# What ``ArgumentParser.add_subparsers`` returns (argparse keeps that class's name private).
+_Commands = Any
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``python -m ctutils``."""
-    from ctutils.classroom import CELL_TIMEOUT_S, COURSE_ID  # no third-party import
-
     parser = argparse.ArgumentParser(prog="python -m ctutils", description="3D CNN classification of chest CT scans: the course's tools.")
     parser.add_argument("--verbose", action="store_true",
                         help="also show TensorFlow's C++ start-up log (hidden by default; see ctutils.tfimport)")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _add_data_commands(commands)
+    _add_train_command(commands)
+    _add_evaluate_command(commands)
+    _add_predict_command(commands)
+    _add_course_commands(commands)
+    return parser
+
+
+def _add_data_commands(commands: _Commands) -> None:
+    """``data synth | download | preprocess | info``."""
     data = commands.add_parser("data", help="make, download, preprocess and inspect datasets")
     data_commands = data.add_subparsers(dest="data_command", required=True, metavar="SUBCOMMAND")
 
@@ -339,6 +351,8 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=_data_info)
 
+
+def _add_train_command(commands: _Commands) -> None:
     train = commands.add_parser("train", help="train a 3D CNN on a cache")
     train.add_argument("--cache", required=True, type=Path, help="cache folder (from data preprocess)")
     train.add_argument("--out", required=True, type=Path, help="run folder: model.keras, history, preprocess.json")
@@ -352,6 +366,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--no-resume", action="store_true", help="start afresh even if RUN holds a checkpoint")
     train.set_defaults(func=_train)
 
+
+def _add_evaluate_command(commands: _Commands) -> None:
     evaluate = commands.add_parser("evaluate", help="evaluate a trained model on a split of a cache")
     evaluate.add_argument("--cache", required=True, type=Path)
     evaluate.add_argument("--model", required=True, type=Path, help="model.keras from train")
@@ -363,11 +379,18 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(func=_evaluate)
 
+
+def _add_predict_command(commands: _Commands) -> None:
     predict = commands.add_parser("predict", help="classify one raw NIfTI scan")
     predict.add_argument("scan", type=Path, help="a .nii or .nii.gz file")
     predict.add_argument("--model", required=True, type=Path, help="model.keras from train (preprocess.json beside it)")
     predict.add_argument("--json", action="store_true", help="machine-readable output")
     predict.set_defaults(func=_predict)
+
+
+def _add_course_commands(commands: _Commands) -> None:
+    """``course run | seeds | student | nbgrader | nbgrader-tag``."""
+    from ctutils.classroom import CELL_TIMEOUT_S, COURSE_ID  # no third-party import
 
     course = commands.add_parser("course", help="run the whole course in batch, make student copies or an nbgrader course")
     course_commands = course.add_subparsers(dest="course_command", required=True, metavar="SUBCOMMAND")
@@ -405,7 +428,6 @@ def build_parser() -> argparse.ArgumentParser:
     tag.add_argument("--source", type=Path, default=None, help="notebooks folder (default: the course's)")
     tag.add_argument("--check", action="store_true", help="write nothing; exit 1 if a chapter's metadata is out of date")
     tag.set_defaults(func=_course_nbgrader_tag)
-    return parser
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -277,81 +277,13 @@ def _parse_entry(where: str, raw: Any, source: Path) -> DatasetSpec:
         raise _fail(where, f"'kind' must be one of {', '.join(KINDS)}, got {kind!r}")
     if not isinstance(raw["description"], str):
         raise _fail(where, "'description' must be a string")
-
-    folders_raw = raw["class_folders"]
-    if (
-        not isinstance(folders_raw, list)
-        or not folders_raw
-        or not all(isinstance(f, str) and _SAFE_NAME.match(f) for f in folders_raw)
-    ):
-        raise _fail(where, f"'class_folders' must be a non-empty list of folder names, got {folders_raw!r}")
-    folders = tuple(folders_raw)
-    if len(set(folders)) != len(folders):
-        raise _fail(where, f"'class_folders' has duplicates: {list(folders)}")
-
-    mappings_raw = raw["label_mappings"]
-    if not isinstance(mappings_raw, dict) or not mappings_raw:
-        raise _fail(where, "'label_mappings' must be a non-empty object")
-    names_raw = raw["class_names"]
-    if not isinstance(names_raw, dict):
-        raise _fail(where, "'class_names' must be an object: mapping name -> list of names")
-    mappings: dict[str, dict[str, int]] = {}
-    class_names: dict[str, tuple[str, ...]] = {}
-    for mname, table in mappings_raw.items():
-        mwhere = f"{where}, label mapping {mname!r}"
-        if not isinstance(table, dict) or not table:
-            raise _fail(mwhere, "must be a non-empty object: class folder -> label")
-        unknown = [f for f in table if f not in folders]
-        if unknown:
-            raise _fail(mwhere, f"folder(s) {unknown} are not in class_folders {list(folders)}")
-        labels = list(table.values())
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
-            raise _fail(mwhere, f"labels must be integers, got {labels}")
-        if sorted(set(labels)) != list(range(len(set(labels)))):
-            raise _fail(mwhere, f"labels must be 0 … K-1 with none missing, got {sorted(set(labels))}")
-        names = names_raw.get(mname)
-        if (
-            not isinstance(names, list)
-            or len(names) != len(set(labels))
-            or not all(isinstance(n, str) and n for n in names)
-        ):
-            raise _fail(
-                mwhere, f"'class_names' needs a list of {len(set(labels))} names for it, got {names!r}"
-            )
-        mappings[mname] = {f: table[f] for f in folders if f in table}
-        class_names[mname] = tuple(names)
-    extra_names = sorted(set(names_raw) - set(mappings))
-    if extra_names:
-        raise _fail(where, f"'class_names' has names for unknown mapping(s) {extra_names}")
+    folders = _parse_class_folders(where, raw["class_folders"])
+    mappings, class_names = _parse_label_mappings(where, raw["label_mappings"], raw["class_names"], folders)
     default = raw["default_mapping"]
     if default not in mappings:
         raise _fail(where, f"'default_mapping' {default!r} is not one of {sorted(mappings)}")
-
-    files_raw = raw["files"]
-    if not isinstance(files_raw, list):
-        raise _fail(where, "'files' must be a list")
-    files = tuple(_parse_file(f"{where}, files[{i}]", f, folders) for i, f in enumerate(files_raw))
-    if kind == "download" and not files:
-        raise _fail(where, "a dataset of kind 'download' needs at least one entry in 'files'")
-    if kind != "download" and files:
-        raise _fail(where, f"a dataset of kind {kind!r} must have an empty 'files' list")
-    filenames = [f.filename for f in files]
-    if len(set(filenames)) != len(filenames):
-        raise _fail(where, f"file names must be unique, got {filenames}")
-    fetched = [f.folder for f in files]
-    if len(set(fetched)) != len(fetched):
-        raise _fail(where, f"two archives provide the same class folder: {fetched}")
-    if kind == "download" and set(fetched) != set(folders):
-        raise _fail(where, f"the archives provide folders {fetched}, but class_folders is {list(folders)}")
-
-    counts = raw.get("expected_counts")
-    if counts is not None:
-        if not isinstance(counts, dict) or set(counts) - set(folders) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in counts.values()
-        ):
-            raise _fail(where, f"'expected_counts' must map class folders to counts >= 0, got {counts!r}")
-        counts = dict(counts)
-
+    files = _parse_files(where, raw["files"], kind, folders)
+    counts = _parse_counts(where, raw.get("expected_counts"), folders)
     layouts = _parse_layouts(where, raw.get("layouts"), folders)
     return DatasetSpec(
         name=name,
@@ -369,6 +301,84 @@ def _parse_entry(where: str, raw: Any, source: Path) -> DatasetSpec:
         layouts=layouts,
         source=source,
     )
+
+
+def _parse_class_folders(where: str, raw: Any) -> tuple[str, ...]:
+    if not isinstance(raw, list) or not raw or not all(isinstance(f, str) and _SAFE_NAME.match(f) for f in raw):
+        raise _fail(where, f"'class_folders' must be a non-empty list of folder names, got {raw!r}")
+    folders = tuple(raw)
+    if len(set(folders)) != len(folders):
+        raise _fail(where, f"'class_folders' has duplicates: {list(folders)}")
+    return folders
+
+
+def _parse_label_mappings(
+    where: str, mappings_raw: Any, names_raw: Any, folders: tuple[str, ...]
+) -> tuple[dict[str, dict[str, int]], dict[str, tuple[str, ...]]]:
+    """``label_mappings`` (folder -> label, in class-folder order) and ``class_names``, by mapping name."""
+    if not isinstance(mappings_raw, dict) or not mappings_raw:
+        raise _fail(where, "'label_mappings' must be a non-empty object")
+    if not isinstance(names_raw, dict):
+        raise _fail(where, "'class_names' must be an object: mapping name -> list of names")
+    mappings: dict[str, dict[str, int]] = {}
+    class_names: dict[str, tuple[str, ...]] = {}
+    for mname, table in mappings_raw.items():
+        mwhere = f"{where}, label mapping {mname!r}"
+        n_labels = _check_label_table(mwhere, table, folders)
+        names = names_raw.get(mname)
+        if not isinstance(names, list) or len(names) != n_labels or not all(isinstance(n, str) and n for n in names):
+            raise _fail(mwhere, f"'class_names' needs a list of {n_labels} names for it, got {names!r}")
+        mappings[mname] = {f: table[f] for f in folders if f in table}
+        class_names[mname] = tuple(names)
+    extra_names = sorted(set(names_raw) - set(mappings))
+    if extra_names:
+        raise _fail(where, f"'class_names' has names for unknown mapping(s) {extra_names}")
+    return mappings, class_names
+
+
+def _check_label_table(where: str, table: Any, folders: tuple[str, ...]) -> int:
+    """Check one label mapping (class folder -> label 0 … K-1); return K."""
+    if not isinstance(table, dict) or not table:
+        raise _fail(where, "must be a non-empty object: class folder -> label")
+    unknown = [f for f in table if f not in folders]
+    if unknown:
+        raise _fail(where, f"folder(s) {unknown} are not in class_folders {list(folders)}")
+    labels = list(table.values())
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+        raise _fail(where, f"labels must be integers, got {labels}")
+    if sorted(set(labels)) != list(range(len(set(labels)))):
+        raise _fail(where, f"labels must be 0 … K-1 with none missing, got {sorted(set(labels))}")
+    return len(set(labels))
+
+
+def _parse_files(where: str, raw: Any, kind: str, folders: tuple[str, ...]) -> tuple[RemoteFile, ...]:
+    """The ``files`` list: one archive per class folder for kind "download", none otherwise."""
+    if not isinstance(raw, list):
+        raise _fail(where, "'files' must be a list")
+    files = tuple(_parse_file(f"{where}, files[{i}]", f, folders) for i, f in enumerate(raw))
+    if kind == "download" and not files:
+        raise _fail(where, "a dataset of kind 'download' needs at least one entry in 'files'")
+    if kind != "download" and files:
+        raise _fail(where, f"a dataset of kind {kind!r} must have an empty 'files' list")
+    filenames = [f.filename for f in files]
+    if len(set(filenames)) != len(filenames):
+        raise _fail(where, f"file names must be unique, got {filenames}")
+    fetched = [f.folder for f in files]
+    if len(set(fetched)) != len(fetched):
+        raise _fail(where, f"two archives provide the same class folder: {fetched}")
+    if kind == "download" and set(fetched) != set(folders):
+        raise _fail(where, f"the archives provide folders {fetched}, but class_folders is {list(folders)}")
+    return files
+
+
+def _parse_counts(where: str, raw: Any, folders: tuple[str, ...]) -> dict[str, int] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or set(raw) - set(folders) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in raw.values()
+    ):
+        raise _fail(where, f"'expected_counts' must map class folders to counts >= 0, got {raw!r}")
+    return dict(raw)
 
 
 def _parse_layouts(where: str, raw: Any, folders: tuple[str, ...]) -> dict[str, tuple[str, ...]] | None:

@@ -205,18 +205,43 @@ def _attempt(remote: RemoteFile, part: Path, *, bar: Any, timeout_s: float,
              offline_hint: str) -> int | None:
     """One HTTP request that appends to (or restarts) ``part``; return the file's total size."""
     offset = part.stat().st_size if part.exists() else 0
+    response = _request(remote, part, offset=offset, timeout_s=timeout_s, offline_hint=offline_hint)
+    if response is None:
+        return offset  # the .part file is already complete
+    with response:
+        length = response.length  # bytes in this response body, None if not announced
+        offset, mode, total = _resume_point(response, remote, part, offset=offset, offline_hint=offline_hint)
+        expected = _check_expected_size(remote, part, offset=offset, total=total)
+        bar.reset(total=expected)
+        bar.initial = bar.n = offset  # resumed bytes count as done but not in the rate
+        bar.refresh()
+        received = _stream(response, part, mode, bar=bar, url=remote.url, offset=offset, expected=expected)
+    if length is not None and received < length:
+        raise _Transient(f"connection closed after {received} of {length} bytes")
+    if length is None and expected is not None and offset + received < expected:
+        raise _Transient(f"connection closed after {offset + received} of {expected} bytes")
+    return expected
+
+
+def _request(remote: RemoteFile, part: Path, *, offset: int, timeout_s: float,
+             offline_hint: str) -> http.client.HTTPResponse | None:
+    """Open the URL, asking for the bytes from ``offset`` on; None when ``part`` is already complete.
+
+    Raises :class:`_Transient` for what a retry may fix (and removes ``part`` when the server
+    cannot serve its range) and :class:`DownloadError` for what it cannot.
+    """
     headers = {"User-Agent": _USER_AGENT, "Accept-Encoding": "identity"}
     if offset:
         headers["Range"] = f"bytes={offset}-"
     request = urllib.request.Request(remote.url, headers=headers)
     try:
-        response = urllib.request.urlopen(request, timeout=timeout_s)
+        return urllib.request.urlopen(request, timeout=timeout_s)
     except urllib.error.HTTPError as exc:
         exc.close()
         if exc.code == 416 and offset:
             _, total = _content_range(exc.headers.get("Content-Range"))
             if total == offset or (total is None and remote.size == offset):
-                return offset  # the .part file is already complete
+                return None
             part.unlink()  # the server cannot serve our range: restart cleanly
             raise _Transient(f"server refused to resume at byte {offset}") from None
         if exc.code in (408, 425, 429) or exc.code >= 500:
@@ -231,55 +256,56 @@ def _attempt(remote: RemoteFile, part: Path, *, bar: Any, timeout_s: float,
     except (OSError, http.client.HTTPException) as exc:
         raise _Transient(f"{type(exc).__name__}: {exc}") from None
 
-    with response:
-        length = response.length  # bytes in this response body, None if not announced
-        if response.status == 206 and offset:
-            start, total = _content_range(response.headers.get("Content-Range"))
-            if start != offset:
-                part.unlink()  # restart cleanly rather than append at the wrong place
-                raise _Transient(f"server resumed at byte {start}, asked for {offset}")
-            mode = "ab"
-        elif response.status == 200:
-            offset, mode = 0, "wb"  # no resume (server ignored Range, or a fresh start)
-            total = length
-        else:
-            raise DownloadError(f"{remote.url}: unexpected HTTP status {response.status}. {offline_hint}")
-        if remote.size is not None and total is not None and total != remote.size:
-            raise DownloadError(
-                f"{remote.url}: the server reports {total} bytes, the registry expects {remote.size}; "
-                f"the file may have changed upstream, so nothing was saved"
-            )
-        expected = remote.size if remote.size is not None else total
-        free = shutil.disk_usage(part.parent).free
-        if expected is not None and expected - offset > free:
-            raise DownloadError(
-                f"{part.parent}: not enough free disk space for {remote.filename}: "
-                f"need {_fmt_bytes(expected - offset)}, {_fmt_bytes(free)} free"
-            )
-        bar.reset(total=expected)
-        bar.initial = bar.n = offset  # resumed bytes count as done but not in the rate
-        bar.refresh()
-        received = 0
-        with open(part, mode) as out:
-            while True:
-                try:
-                    chunk = response.read(_CHUNK_BYTES)
-                except (OSError, http.client.HTTPException) as exc:
-                    raise _Transient(f"{type(exc).__name__}: {exc}") from None
-                if not chunk:
-                    break
-                out.write(chunk)
-                received += len(chunk)
-                bar.update(len(chunk))
-                if expected is not None and offset + received > expected:
-                    raise DownloadError(
-                        f"{remote.url}: the server sent more than the expected {expected} bytes"
-                    )
-    if length is not None and received < length:
-        raise _Transient(f"connection closed after {received} of {length} bytes")
-    if length is None and expected is not None and offset + received < expected:
-        raise _Transient(f"connection closed after {offset + received} of {expected} bytes")
+
+def _resume_point(response: Any, remote: RemoteFile, part: Path, *, offset: int,
+                  offline_hint: str) -> tuple[int, str, int | None]:
+    """Where this response's bytes go: (offset, file mode, total size if the server says it)."""
+    if response.status == 206 and offset:
+        start, total = _content_range(response.headers.get("Content-Range"))
+        if start != offset:
+            part.unlink()  # restart cleanly rather than append at the wrong place
+            raise _Transient(f"server resumed at byte {start}, asked for {offset}")
+        return offset, "ab", total
+    if response.status == 200:
+        return 0, "wb", response.length  # no resume (server ignored Range, or a fresh start)
+    raise DownloadError(f"{remote.url}: unexpected HTTP status {response.status}. {offline_hint}")
+
+
+def _check_expected_size(remote: RemoteFile, part: Path, *, offset: int, total: int | None) -> int | None:
+    """The file's size (registry's, else the server's); check they agree and that the rest fits on disk."""
+    if remote.size is not None and total is not None and total != remote.size:
+        raise DownloadError(
+            f"{remote.url}: the server reports {total} bytes, the registry expects {remote.size}; "
+            f"the file may have changed upstream, so nothing was saved"
+        )
+    expected = remote.size if remote.size is not None else total
+    free = shutil.disk_usage(part.parent).free
+    if expected is not None and expected - offset > free:
+        raise DownloadError(
+            f"{part.parent}: not enough free disk space for {remote.filename}: "
+            f"need {_fmt_bytes(expected - offset)}, {_fmt_bytes(free)} free"
+        )
     return expected
+
+
+def _stream(response: Any, part: Path, mode: str, *, bar: Any, url: str, offset: int,
+            expected: int | None) -> int:
+    """Copy the response body into ``part`` chunk by chunk; return the bytes received."""
+    received = 0
+    with open(part, mode) as out:
+        while True:
+            try:
+                chunk = response.read(_CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as exc:
+                raise _Transient(f"{type(exc).__name__}: {exc}") from None
+            if not chunk:
+                break
+            out.write(chunk)
+            received += len(chunk)
+            bar.update(len(chunk))
+            if expected is not None and offset + received > expected:
+                raise DownloadError(f"{url}: the server sent more than the expected {expected} bytes")
+    return received
 
 
 def _fetch(remote: RemoteFile, downloads: Path, *, progress: bool, timeout_s: float,

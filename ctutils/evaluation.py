@@ -921,47 +921,101 @@ def evaluate_model(
             f"preprocessing"
         )
 
+    thr, method = _resolve_threshold(
+        threshold, model, cache, target_sensitivity=target_sensitivity, batch_size=batch_size
+    )
+    y_true, y_prob = predict_cache(model, cache, split, batch_size=batch_size)
+    return _evaluation_result(
+        y_true,
+        y_prob,
+        threshold=thr,
+        threshold_method=method,
+        model_path=model_path,
+        cache_dir=cache_dir,
+        split=split,
+        class_names=cache.class_names,
+        paths=[str(p) for p in cache.paths(split)],
+        n_boot=n_boot,
+        seed=seed,
+        alpha=alpha,
+        n_bins=n_bins,
+        k_mistakes=k_mistakes,
+    )
+
+
+def _resolve_threshold(
+    threshold: float | str | None, model: Any, cache: Any, *, target_sensitivity: float, batch_size: int
+) -> tuple[float, str]:
+    """The decision threshold of :func:`evaluate_model` and how it was chosen.
+
+    None gives 0.5 (``"fixed"``); a number is checked and used as is; ``"val-youden"`` and
+    ``"val-sensitivity"`` predict the ``"val"`` split and pick it with :func:`choose_threshold`.
+    """
     if threshold is None:
-        thr, method = 0.5, "fixed"
-    elif isinstance(threshold, str):
+        return 0.5, "fixed"
+    if isinstance(threshold, str):
         choices = {"val-youden": "youden", "val-sensitivity": "sensitivity"}
         if threshold not in choices:
             raise ValueError(
                 f"threshold must be a number, None, 'val-youden' or 'val-sensitivity', got {threshold!r}"
             )
         yv, pv = predict_cache(model, cache, "val", batch_size=batch_size)
-        thr = choose_threshold(yv, pv, method=choices[threshold], target=target_sensitivity)
-        method = threshold
-    else:
-        thr, method = _check_threshold(threshold), "fixed"
+        return choose_threshold(yv, pv, method=choices[threshold], target=target_sensitivity), threshold
+    return _check_threshold(threshold), "fixed"
 
-    y_true, y_prob = predict_cache(model, cache, split, batch_size=batch_size)
-    point = binary_metrics(y_true, y_prob, threshold=thr)
-    ci = metrics_with_ci(
-        y_true, y_prob, threshold=thr, n_boot=n_boot, seed=seed, alpha=alpha, stratified=True
-    )
-    table, ece = calibration(y_true, y_prob, n_bins=n_bins)
-    paths = [str(p) for p in cache.paths(split)]
-    mistakes = most_confident_mistakes(y_true, y_prob, k=k_mistakes, threshold=thr)
-    both = 0 < int(y_true.sum()) < y_true.size
-    if both:
+
+def _json_number(v: float | None) -> float | None:
+    """A float for JSON; None for None or NaN."""
+    return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+
+
+def _curves(y_true: np.ndarray, y_prob: np.ndarray) -> dict[str, dict[str, list[float]]]:
+    """ROC and precision-recall curves as lists; empty when only one class is present."""
+    if 0 < int(y_true.sum()) < y_true.size:
         fpr, tpr, _ = skm.roc_curve(y_true, y_prob)
         prec, rec, _ = skm.precision_recall_curve(y_true, y_prob)
     else:
         fpr = tpr = prec = rec = np.array([])
+    return {
+        "roc_curve": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
+        "pr_curve": {"precision": prec.tolist(), "recall": rec.tolist()},
+    }
 
-    def num(v: float) -> float | None:
-        return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
+def _evaluation_result(
+    y_true: np.ndarray,
+    y_prob: np.ndarray,
+    *,
+    threshold: float,
+    threshold_method: str,
+    model_path: str | os.PathLike[str],
+    cache_dir: str | os.PathLike[str],
+    split: str,
+    class_names: Sequence[str],
+    paths: list[str],
+    n_boot: int,
+    seed: int,
+    alpha: float,
+    n_bins: int,
+    k_mistakes: int,
+) -> dict[str, Any]:
+    """The JSON-ready dict that :func:`evaluate_model` returns (see its docstring for the keys)."""
+    point = binary_metrics(y_true, y_prob, threshold=threshold)
+    ci = metrics_with_ci(
+        y_true, y_prob, threshold=threshold, n_boot=n_boot, seed=seed, alpha=alpha, stratified=True
+    )
+    table, ece = calibration(y_true, y_prob, n_bins=n_bins)
+    mistakes = most_confident_mistakes(y_true, y_prob, k=k_mistakes, threshold=threshold)
+    num = _json_number
     return {
         "model": str(model_path),
         "cache": str(cache_dir),
         "split": split,
         "n": point["n"],
         "n_positive": point["n_positive"],
-        "class_names": list(cache.class_names),
-        "threshold": float(thr),
-        "threshold_method": method,
+        "class_names": list(class_names),
+        "threshold": float(threshold),
+        "threshold_method": threshold_method,
         "confidence_level": 1.0 - float(alpha),
         "n_boot": int(n_boot),
         "seed": int(seed),
@@ -969,8 +1023,7 @@ def evaluate_model(
             name: {"value": num(v), "low": num(lo), "high": num(hi)} for name, (v, lo, hi) in ci.items()
         },
         "confusion_matrix": point["confusion_matrix"],
-        "roc_curve": {"fpr": fpr.tolist(), "tpr": tpr.tolist()},
-        "pr_curve": {"precision": prec.tolist(), "recall": rec.tolist()},
+        **_curves(y_true, y_prob),
         "calibration": {
             "ece": float(ece),
             "n_bins": int(n_bins),

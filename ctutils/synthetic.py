@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from ctutils.atomic import atomic_path
+from ctutils.atomic import atomic_path, remove_stale_partials
 from ctutils.datasets import MASKS_FOLDER, SYNTHETIC_MARKER, mask_path
 from ctutils.phantoms import GRADE_RANGES, PHANTOM_VERSION, make_phantom
 
@@ -439,6 +439,8 @@ def generate_dataset(
     for p in existing:  # stale files from other parameters or a larger dataset
         if not same or p not in wanted:
             p.unlink()
+    for folder in (root, *(root / f for f in (*_ALL_FOLDERS, MASKS_FOLDER))):
+        remove_stale_partials(folder)  # what a killed run left; a running one's files stay
     planned = {s.path.parent for s in plan} | {s.mask.parent for s in plan if s.mask is not None}
     for folder in [root / f for f in (*_ALL_FOLDERS, MASKS_FOLDER)]:
         if folder.is_dir() and folder not in planned and not any(folder.iterdir()):

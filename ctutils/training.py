@@ -632,6 +632,64 @@ def train(
     ...                epochs=5)  # doctest: +SKIP
     >>> result.best_metrics["val_auc"]  # doctest: +SKIP
     """
+    plan = _resolve_settings(
+        model=model, recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,
+        model_kwargs=model_kwargs, tensorboard=tensorboard,
+    )
+    cache = _open_training_cache(cache_dir)
+    run = Path(out_dir)
+    gpus = tf.config.list_physical_devices("GPU")
+    deterministic = (not gpus) if deterministic is None else bool(deterministic)
+    settings = _resume_settings(plan, cache)
+
+    state = _load_state(run) if resume else None
+    if state is not None:
+        _check_resume(run, state, settings)
+        if state.get("finished") or int(state["epochs_done"]) >= plan.epochs:
+            return _result(run, state, initial_epoch=int(state["epochs_done"]))
+    initial_epoch = int(state["epochs_done"]) if state else 0
+
+    keras.utils.set_random_seed(plan.seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+    # Build (or load) before touching the run folder: a model that cannot take this shape
+    # fails here and leaves nothing behind.
+    net = _build_or_load(plan, cache, run, resume_state=state, on_gpu=bool(gpus))
+    _prepare_run_folder(run, fresh=state is None)
+    _write_run_config(
+        run, plan, cache, net, settings=settings, cache_dir=cache_dir, initial_epoch=initial_epoch,
+        tensorboard=tensorboard, resume=resume, gpus=gpus, deterministic=deterministic,
+    )
+    own, early, recorder = _callbacks(run, plan.recipe, state or {}, tensorboard=tensorboard)
+    _fit(net, plan, cache, callbacks=[*own, *callbacks], initial_epoch=initial_epoch, verbose=verbose)
+    return _finish(run, plan, recorder, early, initial_epoch=initial_epoch)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The checked arguments of one :func:`train` call."""
+
+    model: str
+    recipe: Recipe
+    epochs: int
+    batch_size: int
+    seed: int
+    augment: AugmentConfig | None
+    model_kwargs: dict[str, Any]
+
+
+def _resolve_settings(
+    *,
+    model: str,
+    recipe: str,
+    epochs: int | None,
+    batch_size: int | None,
+    seed: Any,
+    augment: bool | AugmentConfig,
+    model_kwargs: Mapping[str, Any] | None,
+    tensorboard: bool,
+) -> _Plan:
+    """Check :func:`train`'s arguments and fill in the recipe's defaults."""
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe {recipe!r}; choose one of {sorted(RECIPES)}")
     rec = RECIPES[recipe]
@@ -641,7 +699,6 @@ def train(
     batch_size = _check_positive("batch_size", rec.batch_size if batch_size is None else batch_size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed must be an integer, got {seed!r}")
-    seed = int(seed)
     if isinstance(augment, AugmentConfig):
         augment_config: AugmentConfig | None = augment
     elif augment is True:
@@ -650,75 +707,89 @@ def train(
         augment_config = None
     else:
         raise ValueError(f"augment must be True, False or an AugmentConfig, got {augment!r}")
-    model_kwargs = dict(model_kwargs or {})
     if tensorboard and importlib.util.find_spec("tensorboard") is None:
         raise ValueError("tensorboard=True needs the 'tensorboard' package (pip install tensorboard)")
+    return _Plan(
+        model=model, recipe=rec, epochs=epochs, batch_size=batch_size, seed=int(seed),
+        augment=augment_config, model_kwargs=dict(model_kwargs or {}),
+    )
 
-    cache = _open_training_cache(cache_dir)
-    input_shape = (*cache.config.shape, 1)
-    run = Path(out_dir)
 
-    gpus = tf.config.list_physical_devices("GPU")
-    on_gpu = bool(gpus)
-    deterministic = (not on_gpu) if deterministic is None else bool(deterministic)
-    settings = {
-        "model": model,
-        "model_kwargs": json.loads(json.dumps(model_kwargs)),
-        "recipe": recipe,
-        "batch_size": batch_size,
-        "seed": seed,
-        "augment": None if augment_config is None else augment_config.to_dict(),
-        "input_shape": list(input_shape),
+def _resume_settings(plan: _Plan, cache: Cache) -> dict[str, Any]:
+    """The settings recorded in ``train_config.json`` that a resume must match (:data:`_RESUME_KEYS`)."""
+    return {
+        "model": plan.model,
+        "model_kwargs": json.loads(json.dumps(plan.model_kwargs)),
+        "recipe": plan.recipe.name,
+        "batch_size": plan.batch_size,
+        "seed": plan.seed,
+        "augment": None if plan.augment is None else plan.augment.to_dict(),
+        "input_shape": [*cache.config.shape, 1],
         # The cache's own key covers the preprocessing, the source files and the split: a cache
         # rebuilt from other data cannot silently resume (or reuse) a run trained on the old one.
         "cache_key": cache.info.get("key") or cache.config.key(),
     }
 
-    state = _load_state(run) if resume else None
-    if state is not None:
-        _check_resume(run, state, settings)
-        if state.get("finished") or int(state["epochs_done"]) >= epochs:
-            return _result(run, state, initial_epoch=int(state["epochs_done"]))
-    initial_epoch = int(state["epochs_done"]) if state else 0
 
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        tf.config.experimental.enable_op_determinism()
+def _build_or_load(plan: _Plan, cache: Cache, run: Path, *, resume_state: Mapping[str, Any] | None, on_gpu: bool) -> keras.Model:
+    """A compiled model: ``last.keras`` when resuming, else a new one; mixed precision on a GPU.
 
-    # Build (or load) before touching the run folder: a model that cannot take this shape
-    # fails here and leaves nothing behind.
+    The global precision policy is restored afterwards, whatever happens.
+    """
     previous_policy = keras.mixed_precision.global_policy()
     try:
         if on_gpu:
             keras.mixed_precision.set_global_policy("mixed_float16")
-        if state is not None:
+        if resume_state is not None:
             net = load_model_safely(run / LAST_FILE, compile=True)
             net.jit_compile = on_gpu
         else:
-            net = build_model(model, input_shape, **model_kwargs)
-            _compile(net, rec, jit_compile=on_gpu)
+            net = build_model(plan.model, (*cache.config.shape, 1), **plan.model_kwargs)
+            _compile(net, plan.recipe, jit_compile=on_gpu)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
+    return net
 
+
+def _prepare_run_folder(run: Path, *, fresh: bool) -> None:
+    """Create the run folder; a fresh run removes the previous run's checkpoints and history."""
     run.mkdir(parents=True, exist_ok=True)
-    if state is None:
+    if fresh:
         for name in (STATE_FILE, LAST_FILE, MODEL_FILE, HISTORY_CSV, HISTORY_JSON):
             (run / name).unlink(missing_ok=True)
+
+
+def _write_run_config(
+    run: Path,
+    plan: _Plan,
+    cache: Cache,
+    net: keras.Model,
+    *,
+    settings: Mapping[str, Any],
+    cache_dir: str | os.PathLike[str],
+    initial_epoch: int,
+    tensorboard: bool,
+    resume: bool,
+    gpus: Sequence[Any],
+    deterministic: bool,
+) -> None:
+    """Write ``preprocess.json`` and ``train_config.json``."""
+    on_gpu = bool(gpus)
     _write_json(
         run / PREPROCESS_FILE,
-        {**cache.config.to_dict(), "class_names": list(cache.class_names), "input_shape": list(input_shape)},
+        {**cache.config.to_dict(), "class_names": list(cache.class_names), "input_shape": [*cache.config.shape, 1]},
     )
     _write_json(
         run / CONFIG_FILE,
         {
-            "settings": settings,
+            "settings": dict(settings),
             "cache_dir": str(Path(cache_dir).resolve()),
             "out_dir": str(run.resolve()),
-            "epochs": epochs,
+            "epochs": plan.epochs,
             "initial_epoch": initial_epoch,
             "tensorboard": bool(tensorboard),
             "resume": bool(resume),
-            "recipe": rec.to_dict(),
+            "recipe": plan.recipe.to_dict(),
             "n_params": int(net.count_params()),
             "counts": {s: int(len(cache.indices(s))) for s in ("train", "val", "test")},
             "class_names": list(cache.class_names),
@@ -733,7 +804,15 @@ def train(
         },
     )
 
-    cb_state = (state or {}).get("callbacks", {})
+
+def _callbacks(
+    run: Path, rec: Recipe, state: Mapping[str, Any], *, tensorboard: bool
+) -> tuple[list[keras.callbacks.Callback], _ResumableEarlyStopping, _RunRecorder]:
+    """The run's own callbacks, in order, with their counters restored from ``state``.
+
+    Returns the list plus the early-stopping callback and the recorder, which :func:`_finish` reads.
+    """
+    cb_state = state.get("callbacks", {})
     early = _ResumableEarlyStopping(
         monitor=rec.early_stopping_monitor,
         mode=rec.early_stopping_mode,
@@ -757,31 +836,52 @@ def train(
         own.append(plateau)
     own.append(early)
     recorder = _RunRecorder(
-        run, monitor=rec.checkpoint_monitor, mode=rec.checkpoint_mode, state=state or {}, stateful=stateful, early_stopping=early
+        run, monitor=rec.checkpoint_monitor, mode=rec.checkpoint_mode, state=state, stateful=stateful, early_stopping=early
     )
     own.append(recorder)
     if tensorboard:
         own.append(keras.callbacks.TensorBoard(log_dir=str(run / LOG_DIR)))
+    return own, early, recorder
 
-    train_ds = make_dataset(cache, "train", batch_size=batch_size, shuffle=True, augment=augment_config, seed=seed)
-    val_ds = make_dataset(cache, "val", batch_size=batch_size, shuffle=False, augment=None, seed=seed)
-    weights = class_weights(cache.labels("train")) if rec.class_weighted else None
 
+def _datasets(cache: Cache, plan: _Plan) -> tuple[tf.data.Dataset, tf.data.Dataset, dict[int, float] | None]:
+    """The shuffled, augmented training dataset, the validation dataset and the class weights (or None)."""
+    train_ds = make_dataset(cache, "train", batch_size=plan.batch_size, shuffle=True, augment=plan.augment, seed=plan.seed)
+    val_ds = make_dataset(cache, "val", batch_size=plan.batch_size, shuffle=False, augment=None, seed=plan.seed)
+    weights = class_weights(cache.labels("train")) if plan.recipe.class_weighted else None
+    return train_ds, val_ds, weights
+
+
+def _fit(
+    net: keras.Model,
+    plan: _Plan,
+    cache: Cache,
+    *,
+    callbacks: Sequence[keras.callbacks.Callback],
+    initial_epoch: int,
+    verbose: str | int,
+) -> None:
+    """``net.fit`` on the training split, validating on ``val``, from ``initial_epoch`` to ``plan.epochs``."""
+    train_ds, val_ds, weights = _datasets(cache, plan)
     net.fit(
         train_ds,
         validation_data=val_ds,
-        epochs=epochs,
+        epochs=plan.epochs,
         initial_epoch=initial_epoch,
         class_weight=weights,
-        callbacks=[*own, *callbacks],
+        callbacks=list(callbacks),
         shuffle=False,  # the dataset shuffles itself (seeded)
         verbose=verbose,
     )
 
+
+def _finish(run: Path, plan: _Plan, recorder: _RunRecorder, early: keras.callbacks.EarlyStopping, *, initial_epoch: int) -> TrainResult:
+    """Check that a best model exists, write the final ``state.json`` and return the result."""
     done = len(recorder.history.get("epoch", []))
     stopped = early.stopped_epoch > 0
     if not (run / MODEL_FILE).is_file():
-        raise RuntimeError(f"{run}: no epoch gave a finite {rec.checkpoint_monitor}; training diverged, no model.keras written")
-    final = recorder.state(epochs_done=done, finished=stopped, stop_reason="early_stopping" if stopped else ("epochs" if done >= epochs else None))
+        raise RuntimeError(f"{run}: no epoch gave a finite {plan.recipe.checkpoint_monitor}; training diverged, no model.keras written")
+    reason = "early_stopping" if stopped else ("epochs" if done >= plan.epochs else None)
+    final = recorder.state(epochs_done=done, finished=stopped, stop_reason=reason)
     _write_json(run / STATE_FILE, final)
     return _result(run, final, initial_epoch=initial_epoch)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from ctutils.atomic import atomic_path, partial_name
+from ctutils.atomic import atomic_path, partial_name, remove_stale_partials
 
 
 def test_partial_name_is_hidden_beside_the_target_and_keeps_every_suffix(tmp_path):
@@ -73,3 +76,66 @@ def test_missing_parent_folders_are_created(tmp_path):
         assert isinstance(tmp, Path)
         tmp.write_text("ok")
     assert target.read_text() == "ok"
+
+
+# --- partial files left by killed runs -----------------------------------------------------------
+
+
+def dead_pid() -> int:
+    """The id of a process that has run and exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+@pytest.fixture
+def sleeping_pid():
+    """The id of another process that is still running."""
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield child.pid
+    child.kill()
+    child.wait()
+
+
+def test_remove_stale_partials_removes_a_dead_processs_files_only(tmp_path, sleeping_pid):
+    dead = tmp_path / f".partial-{dead_pid()}-0123abcd-volumes.npy"
+    mine = partial_name(tmp_path / "volumes.npy")
+    other = tmp_path / f".partial-{sleeping_pid}-89abcdef-masks.npy"
+    final = tmp_path / "volumes.npy"
+    for path in (dead, mine, other, final):
+        path.write_bytes(b"rows")
+    assert remove_stale_partials(tmp_path) == [dead]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([mine.name, other.name, final.name])
+    assert remove_stale_partials(str(tmp_path)) == []  # idempotent, takes a str
+
+
+def test_remove_stale_partials_leaves_other_names_and_subfolders(tmp_path):
+    pid = dead_pid()
+    keep = [
+        f".partial-{pid}-study_0004.nii.gz",  # no random token: not a partial_name
+        f".partial-{pid}-0123ABCD-a.npy",  # upper-case hex: not a partial_name
+        f".partial-x{pid}-0123abcd-a.npy",
+        f".partial-{pid}-0123abcd-",  # no final name
+        f"partial-{pid}-0123abcd-a.npy",
+        "._study_0001.nii.gz",
+    ]
+    for name in keep:
+        (tmp_path / name).write_bytes(b"")
+    folder = tmp_path / f".partial-{pid}-0123abcd-folder"
+    folder.mkdir()
+    (folder / f".partial-{pid}-0123abcd-a.npy").write_bytes(b"")  # inside a subfolder: not looked at
+    assert remove_stale_partials(tmp_path) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*keep, folder.name])
+    assert remove_stale_partials(tmp_path / "missing") == []
+
+
+def test_remove_stale_partials_keeps_files_of_processes_it_may_not_signal(tmp_path, monkeypatch):
+    path = tmp_path / ".partial-1-0123abcd-a.npy"
+    path.write_bytes(b"")
+
+    def refuse(pid, signal):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "kill", refuse)
+    assert remove_stale_partials(tmp_path) == []
+    assert path.exists()

@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -272,6 +278,131 @@ def test_interrupted_first_build_leaves_nothing_that_looks_complete(tiny_dataset
     with pytest.raises(KeyboardInterrupt):
         build(tiny_dataset, out)
     assert names(out) == []
+
+
+def npy_bytes(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("bad_scans", [False, True], ids=["all-kept", "two-skipped"])
+def test_volumes_file_is_byte_for_byte_what_np_save_writes(tiny_dataset, tmp_path, bad_scans):
+    if bad_scans:
+        add_bad_scans(tiny_dataset)  # rows are then copied into a smaller file (_Rows.keep)
+    cache = build(tiny_dataset, tmp_path / "cache")
+    volumes = np.array(cache.volumes)
+    assert volumes.shape == (12, *CONFIG.shape)
+    assert (cache.root / "volumes.npy").read_bytes() == npy_bytes(volumes)
+
+
+def test_masks_file_is_byte_for_byte_what_np_save_writes(tmp_path):
+    src = _with_masks(tmp_path / "data")
+    cache = build_cache(src, tmp_path / "cache", config=PreprocessConfig(shape=(10, 10, 3)), workers=1, progress=False)
+    assert (cache.root / "masks.npy").read_bytes() == npy_bytes(np.array(cache.masks))
+    assert (cache.root / "volumes.npy").read_bytes() == npy_bytes(np.array(cache.volumes))
+
+
+def dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_partial_files_of_a_dead_run_are_removed_by_the_next_build(tiny_dataset, tmp_path):
+    out = tmp_path / "cache"
+    out.mkdir()
+    pid = dead_pid()
+    stale = [out / f".partial-{pid}-0123abcd-volumes.npy", out / f".partial-{pid}-4567cdef-masks.npy"]
+    for path in stale:
+        path.write_bytes(b"half a cache")
+    build(tiny_dataset, out)
+    assert names(out) == FILES
+    stale[0].write_bytes(b"half a cache")
+    assert build(tiny_dataset, out).info["reused"] is True  # an up-to-date cache is cleaned too
+    assert names(out) == FILES
+
+
+def test_partial_files_of_running_processes_are_kept(tiny_dataset, tmp_path):
+    out = tmp_path / "cache"
+    out.mkdir()
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        live = [out / f".partial-{sleeper.pid}-0123abcd-volumes.npy", out / f".partial-{os.getpid()}-4567cdef-volumes.npy"]
+        for path in live:
+            path.write_bytes(b"a concurrent build's rows")
+        build(tiny_dataset, out)
+        assert names(out) == sorted([*FILES, *(p.name for p in live)])
+        assert all(p.read_bytes() == b"a concurrent build's rows" for p in live)
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_after_a_sigkilled_preprocess_the_next_run_leaves_no_partial_file(tiny_dataset, tmp_path):
+    out = tmp_path / "cache"
+    # `python -m ctutils data preprocess` that gets SIGKILL while preprocessing its third scan
+    script = textwrap.dedent(f"""
+        import os, signal, sys
+        import ctutils.cache
+        from ctutils.cli import main
+        real, calls = ctutils.cache.preprocess_file, []
+        def killed(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 3:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+        ctutils.cache.preprocess_file = killed
+        sys.exit(main(["data", "preprocess", "--src", {str(tiny_dataset)!r}, "--out", {str(out)!r},
+                       "--shape", "8", "8", "4", "--workers", "1", "--quiet"]))
+    """)
+    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    left = [name for name in names(out) if name.startswith(".partial-")]
+    assert left and all(name.endswith("volumes.npy") for name in left)  # what a killed run leaves
+
+    build(tiny_dataset, out)
+    assert names(out) == FILES
+
+
+def test_a_build_running_beside_another_on_the_same_cache_keeps_its_files(tiny_dataset, tmp_path):
+    out, paused, go_on = tmp_path / "cache", tmp_path / "paused", tmp_path / "go-on"
+    # Run A stops after its first scan until run B, started meanwhile, has built the same cache.
+    script = textwrap.dedent(f"""
+        import pathlib, time
+        import ctutils.cache
+        from ctutils.preprocess import PreprocessConfig
+        real, calls = ctutils.cache.preprocess_file, []
+        def waiting(*args, **kwargs):
+            calls.append(1)
+            if len(calls) == 2:
+                pathlib.Path({str(paused)!r}).touch()
+                deadline = time.monotonic() + 60
+                while not pathlib.Path({str(go_on)!r}).exists() and time.monotonic() < deadline:
+                    time.sleep(0.05)
+            return real(*args, **kwargs)
+        ctutils.cache.preprocess_file = waiting
+        ctutils.cache.build_cache({str(tiny_dataset)!r}, {str(out)!r}, config=PreprocessConfig(shape=(8, 8, 4)),
+                                  workers=1, progress=False)
+    """)
+    first = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):
+            if paused.exists() or first.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert paused.exists(), "run A did not start"
+        partials = [name for name in names(out) if name.startswith(f".partial-{first.pid}-")]
+        assert partials
+        second = build(tiny_dataset, out)  # run B: A's partial files must survive it
+        assert second.info["reused"] is False
+        assert set(partials) <= set(names(out))
+    finally:
+        go_on.touch()
+        _, stderr = first.communicate(timeout=120)
+    assert first.returncode == 0, stderr
+    assert names(out) == FILES
+    np.testing.assert_array_equal(open_cache(out).volumes, second.volumes)
 
 
 # --- dataset folders -------------------------------------------------------------------------

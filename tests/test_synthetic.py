@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -281,6 +284,20 @@ def test_refuses_to_overwrite_data_it_did_not_write(tmp_path):
 def test_leaves_no_partial_files(tmp_path):
     generate_dataset(tmp_path, normal=1, abnormal=1, **SMALL)
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".partial")]
+
+
+def test_a_killed_runs_partial_files_are_removed_by_the_next_run(tmp_path):
+    generate_dataset(tmp_path, normal=1, abnormal=1, **SMALL)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # its pid now names no process, as after a SIGKILL
+    stale = [tmp_path / f".partial-{child.pid}-0123abcd-synthetic.json",
+             tmp_path / "CT-0" / f".partial-{child.pid}-89abcdef-study_0001.nii.gz",
+             tmp_path / "masks" / f".partial-{child.pid}-01234567-study_0002_mask.nii.gz"]
+    live = tmp_path / "CT-23" / f".partial-{os.getpid()}-0123abcd-study_0002.nii.gz"
+    for path in (*stale, live):
+        path.write_bytes(b"half a file")
+    generate_dataset(tmp_path, normal=1, abnormal=1, **SMALL)
+    assert [p for p in tmp_path.rglob(".partial-*")] == [live]
 
 
 def test_study_plan_widens_numbers_beyond_9999():

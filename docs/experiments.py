@@ -140,7 +140,7 @@ def learning_curve() -> dict[str, Any]:
                 splits = ["train"] * len(chosen) + ["val"] * len(cache.indices("val")) + ["test"] * len(cache.indices("test"))
                 labels = cache.labels()[np.searchsorted(cache.indices(), rows)]
                 write_cache(sub, np.asarray(cache.volumes[rows]), labels.tolist(), splits=splits, config=cache.config,
-                            paths=[cache.paths()[np.searchsorted(cache.indices(), r)] for r in rows])
+                            paths=[str(cache.paths()[np.searchsorted(cache.indices(), r)]) for r in rows])
             open_cache(sub)
             runs = _seed_runs(f"learning-curve/n{n}", _profile_kwargs(), cache_dir=sub, seeds=(0, 1))
         points.append({"n_train": int(n), "runs": runs})

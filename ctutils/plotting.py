@@ -19,6 +19,7 @@ import csv
 import json
 import math
 import os
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -883,12 +884,15 @@ def mistakes_gallery(
     z_fixed = None if slice_index is None else _choose_slices(n_slices, n=1, slices=[slice_index])[0]
     cols = max(1, min(int(cols), len(chosen)))
     rows = math.ceil(len(chosen) / cols)
-    fig = _new_figure(cols * 2.2, rows * 2.4 * aspect + (0.3 if title else 0.0))
+    # Captions are wrapped to the panel's width (about 36 characters at 7 pt in 2.2 in).
+    wrapped = {i: textwrap.fill(str(captions[i]), 36) for i in chosen} if captions is not None else {}
+    extra = max((w.count("\n") + 1 for w in wrapped.values()), default=0) * 0.13
+    fig = _new_figure(cols * 2.2, rows * (2.4 * aspect + extra) + (0.3 if title else 0.0))
     for ax, i, (data, asp) in zip(_grid(fig, len(chosen), cols), chosen, arrays):
         z = data.shape[2] // 2 if z_fixed is None else z_fixed
         _show_slice(ax, data, z, vmin=low, vmax=high, aspect=asp)
         name = f"{Path(str(paths[i])).name}\n" if paths is not None else f"#{i} "
-        caption = f"\n{captions[i]}" if captions is not None else ""
+        caption = f"\n{wrapped[i]}" if captions is not None else ""
         ax.set_title(f"{name}true {class_names[yt[i]]}, P({class_names[1]}) = {yp[i]:.2f}{caption}",
                      fontsize=7)
     if title:

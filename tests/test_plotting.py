@@ -302,6 +302,11 @@ def test_mistakes_gallery():
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0] == "#4 true normal, P(abnormal) = 0.70\nCT-0, 40 % involved"
     assert titles[2].endswith("\nCT-1, 50 % involved")  # index 5: captions follow y_true, not the panel order
+    long = ["CT-0; expiratory, contrast, dependent density, atelectasis, nodules, scars, sharp kernel, motion"] * 8
+    fig = plotting.mistakes_gallery(v, Y_TRUE, Y_PROB, k=3, captions=long)
+    title = fig.axes[0].get_title()
+    assert all(len(line) <= 36 for line in title.split("\n")[1:]), title  # wrapped to the panel's width
+    assert title.split("\n", 1)[1].replace("\n", " ") == long[0]
     with pytest.raises(ValueError, match="captions: got 2 captions for 8 labels"):
         plotting.mistakes_gallery(v, Y_TRUE, Y_PROB, captions=captions[:2])
     with pytest.raises(ValueError, match="captions: got a single string"):

@@ -464,7 +464,9 @@ def dataset_features(
     from ctutils.frontend import progress_bar
 
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        from ctutils.machine import available_cores
+
+        workers = available_cores()
     if workers <= 1:
         feats = [_file_feature(str(p), max_inplane) for p in progress_bar(paths, disable=not progress)]
     else:

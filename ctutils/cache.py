@@ -42,7 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from ctutils.atomic import atomic_path, partial_name
+from ctutils.atomic import atomic_path, partial_name, write_json
+from ctutils.machine import available_cores
 from ctutils.datasets import mask_path
 from ctutils.preprocess import PreprocessConfig, preprocess_file, preprocess_mask
 from ctutils.splits import SPLITS, stratified_split
@@ -203,11 +204,6 @@ def open_cache(root: str | os.PathLike[str]) -> Cache:
     return Cache(root=root, volumes=volumes, records=records, config=config, class_names=class_names, info=info, masks=masks)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-
-
 def _write_manifest(path: Path, records: Iterable[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as handle:
@@ -229,7 +225,7 @@ def _install(root: Path, volumes_tmp: Path, records: list[dict[str, Any]], info:
         with contextlib.suppress(FileNotFoundError):
             (root / MASKS).unlink()
     _write_manifest(root / MANIFEST, records)
-    _write_json(root / INFO, info)
+    write_json(root / INFO, info)
 
 
 def write_cache(
@@ -496,7 +492,7 @@ def build_cache(
             print(f"{display_path(out)}: cache is up to date ({len(existing)} volumes); nothing to do")
         return existing
 
-    workers = workers or _available_cores()
+    workers = workers or available_cores()
     out.mkdir(parents=True, exist_ok=True)
     records: list[dict[str, Any]] = [
         {"path": str(s.path.resolve()), "label": s.label, "class_name": s.class_name, "split": "", "index": None, "error": ""}
@@ -536,13 +532,6 @@ def build_cache(
     if progress and cache.skipped:
         print(f"{out}: {len(cache)} volumes cached, {len(cache.skipped)} scan(s) skipped (see the manifest's error column)", file=sys.stderr)
     return cache
-
-
-def _available_cores() -> int:
-    """CPU cores this process may use (container limits included)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def _class_names(scans: Sequence[Any], spec: Any, mapping: str | None, src: Path) -> tuple[str, ...]:

@@ -899,11 +899,11 @@ def evaluate_model(
         probability), ``y_true``, ``y_prob``, ``paths``.
     """
     from ctutils.cache import open_cache
-    from ctutils.predict import PREPROCESS_JSON, load_model, model_input_shape
-    from ctutils.training import read_preprocess_json
+    from ctutils.predict import load_model, model_input_shape
+    from ctutils.runs import PREPROCESS_FILE, check_model_input, read_preprocess_json
 
     cache = open_cache(cache_dir)
-    json_path = Path(model_path).parent / PREPROCESS_JSON
+    json_path = Path(model_path).parent / PREPROCESS_FILE
     if json_path.is_file():
         trained_config, _, _ = read_preprocess_json(model_path)
         if trained_config != cache.config:
@@ -912,14 +912,8 @@ def evaluate_model(
                 f"but the cache {cache_dir} was built with {cache.config.to_dict()}"
             )
     model = load_model(model_path)
-    expected = tuple(int(s) for s in cache.config.shape) + (1,)
-    got = model_input_shape(model)
-    if got != expected:
-        raise ValueError(
-            f"{model_path}: model expects input {got} but the cache {cache_dir} holds volumes "
-            f"of shape {expected[:-1]} (+ channel); evaluate with a cache built with the model's "
-            f"preprocessing"
-        )
+    check_model_input(model_input_shape(model), cache.config.shape, model_path=model_path, source=f"the cache {cache_dir}",
+                      advice="evaluate with a cache built with the model's preprocessing")
 
     if threshold is None:
         thr, method = 0.5, "fixed"

@@ -2,7 +2,7 @@
 
 :func:`train` builds a model of :data:`ctutils.models.MODELS` for the cache's input shape,
 fits it on split ``"train"`` with validation on ``"val"`` following a :data:`RECIPES` entry,
-and writes a run folder::
+and writes a run folder (file names: :mod:`ctutils.runs`)::
 
     RUN/model.keras         best weights so far (by the recipe's checkpoint monitor)
     RUN/last.keras          weights + optimizer state after the last completed epoch
@@ -49,12 +49,22 @@ from typing import Any
 
 import numpy as np
 
-from ctutils.atomic import atomic_path
+from ctutils.atomic import atomic_path, write_json
 from ctutils.augment import AugmentConfig
 from ctutils.cache import Cache, open_cache
 from ctutils.models import MODELS, build_model, load_model_safely
 from ctutils.pipeline import class_weights, make_dataset
-from ctutils.preprocess import PreprocessConfig
+from ctutils.runs import (
+    CONFIG_FILE,
+    HISTORY_CSV,
+    HISTORY_JSON,
+    LAST_FILE,
+    LOG_DIR,
+    MODEL_FILE,
+    PREPROCESS_FILE,
+    STATE_FILE,
+    read_preprocess_json,  # its home is ctutils.runs (no TensorFlow); kept importable from here
+)
 from ctutils.tfimport import keras, tf
 
 __all__ = [
@@ -66,14 +76,6 @@ __all__ = [
     "train",
 ]
 
-MODEL_FILE = "model.keras"
-LAST_FILE = "last.keras"
-STATE_FILE = "state.json"
-HISTORY_CSV = "history.csv"
-HISTORY_JSON = "history.json"
-PREPROCESS_FILE = "preprocess.json"
-CONFIG_FILE = "train_config.json"
-LOG_DIR = "logs"
 
 # Arguments that must match to continue an existing run.
 _RESUME_KEYS = ("model", "model_kwargs", "recipe", "batch_size", "seed", "augment", "input_shape", "cache_key")
@@ -256,11 +258,6 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-
-
 def _write_history(run: Path, history: Mapping[str, list[Any]]) -> None:
     keys = ["epoch"] + sorted(k for k in history if k != "epoch")
     with atomic_path(run / HISTORY_CSV) as tmp:
@@ -269,7 +266,7 @@ def _write_history(run: Path, history: Mapping[str, list[Any]]) -> None:
             writer.writerow(keys)
             for row in zip(*(history[k] for k in keys)):
                 writer.writerow(["" if v is None else v for v in row])
-    _write_json(run / HISTORY_JSON, {k: list(history[k]) for k in keys})
+    write_json(run / HISTORY_JSON, {k: list(history[k]) for k in keys})
 
 
 def _sha256(path: Path) -> str:
@@ -286,47 +283,6 @@ def _json_float(value: Any) -> float | None:
         return None
     value = float(np.asarray(value))
     return value if math.isfinite(value) else None
-
-
-def read_preprocess_json(path: str | os.PathLike[str]) -> tuple[PreprocessConfig, tuple[str, ...], tuple[int, ...]]:
-    """Read ``RUN/preprocess.json`` (given the run folder, the file or ``RUN/model.keras``).
-
-    Parameters
-    ----------
-    path : path-like
-        The run folder, ``preprocess.json`` itself, or a model file beside it.
-
-    Returns
-    -------
-    config : PreprocessConfig
-        The preprocessing the model was trained with.
-    class_names : tuple of str
-        Name of label k at position k, e.g. ``("normal", "abnormal")``.
-    input_shape : tuple of int
-        ``(X, Y, Z, 1)`` the model expects.
-
-    Raises
-    ------
-    ValueError
-        Naming the file, if it is missing or not a valid description.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / PREPROCESS_FILE
-    elif path.name != PREPROCESS_FILE:
-        path = path.with_name(PREPROCESS_FILE)
-    if not path.is_file():
-        raise ValueError(f"{path}: missing; the preprocessing of the model is unknown (train writes it next to model.keras)")
-    try:
-        data = json.loads(path.read_text())
-        config = PreprocessConfig.from_dict(data)
-        class_names = tuple(str(c) for c in data["class_names"])
-        input_shape = tuple(int(n) for n in data["input_shape"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a valid preprocessing description ({exc})") from exc
-    if input_shape[:3] != config.shape:
-        raise ValueError(f"{path}: input_shape {input_shape} does not match the preprocessing shape {config.shape}")
-    return config, class_names, input_shape
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -431,7 +387,7 @@ class _RunRecorder(keras.callbacks.Callback):
         save_model_atomic(self.model, self.run / LAST_FILE)
         _write_history(self.run, self.history)
         stopped = self.early_stopping.stopped_epoch > 0
-        _write_json(self.run / STATE_FILE, self.state(epochs_done=number, finished=stopped, stop_reason="early_stopping" if stopped else None))
+        write_json(self.run / STATE_FILE, self.state(epochs_done=number, finished=stopped, stop_reason="early_stopping" if stopped else None))
 
     def state(self, *, epochs_done: int, finished: bool, stop_reason: str | None) -> dict[str, Any]:
         last = self.run / LAST_FILE
@@ -704,11 +660,11 @@ def train(
     if state is None:
         for name in (STATE_FILE, LAST_FILE, MODEL_FILE, HISTORY_CSV, HISTORY_JSON):
             (run / name).unlink(missing_ok=True)
-    _write_json(
+    write_json(
         run / PREPROCESS_FILE,
         {**cache.config.to_dict(), "class_names": list(cache.class_names), "input_shape": list(input_shape)},
     )
-    _write_json(
+    write_json(
         run / CONFIG_FILE,
         {
             "settings": settings,
@@ -783,5 +739,5 @@ def train(
     if not (run / MODEL_FILE).is_file():
         raise RuntimeError(f"{run}: no epoch gave a finite {rec.checkpoint_monitor}; training diverged, no model.keras written")
     final = recorder.state(epochs_done=done, finished=stopped, stop_reason="early_stopping" if stopped else ("epochs" if done >= epochs else None))
-    _write_json(run / STATE_FILE, final)
+    write_json(run / STATE_FILE, final)
     return _result(run, final, initial_epoch=initial_epoch)

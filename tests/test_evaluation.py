@@ -472,7 +472,7 @@ def test_evaluate_model_errors(cache_and_model, tmp_path):
     with pytest.raises(ValueError, match="trained with preprocessing"):
         evaluate_model(cache.root, other, n_boot=10)
     (tmp_path / "other" / "preprocess.json").unlink()
-    with pytest.raises(ValueError, match=r"model expects input \(8, 8, 8, 1\)"):
+    with pytest.raises(ValueError, match=r"model expects input 8 x 8 x 8 x 1 but the cache .* gives 8 x 8 x 4 x 1"):
         evaluate_model(cache.root, other, n_boot=10)
     # an empty split
     only_train = write_cache(tmp_path / "c2", np.zeros((2, *CACHE_SHAPE)), [0, 1], splits=["train"] * 2,

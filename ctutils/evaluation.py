@@ -48,8 +48,17 @@ _RANKING_METRICS = ("roc_auc", "average_precision")
 # --------------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------------
-def _check_labels_probs(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(y_true int64 (N,), y_prob float64 (N,))`` or raise ``ValueError``."""
+def check_labels_probs(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate labels and probabilities: ``(y_true int64 (N,), y_prob float64 (N,))``.
+
+    Every metric here, and the plots of :mod:`ctutils.plotting`, check their input with it.
+
+    Raises
+    ------
+    ValueError
+        Not 1-D, different lengths, empty, labels other than 0 and 1, probabilities outside [0, 1]
+        or not finite; the message names the problem.
+    """
     yt = np.asarray(y_true)
     yp = np.asarray(y_prob, dtype=np.float64)
     if yt.ndim != 1 or yp.ndim != 1:
@@ -74,7 +83,8 @@ def _check_labels_probs(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarra
     return yt.astype(np.int64), yp
 
 
-def _check_threshold(threshold: float) -> float:
+def check_threshold(threshold: float) -> float:
+    """A decision threshold as a float in [0, 1], or ``ValueError`` naming it."""
     threshold = float(threshold)
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -113,8 +123,8 @@ def binary_metrics(y_true: Any, y_prob: Any, *, threshold: float = 0.5) -> dict[
     >>> m["confusion_matrix"]
     [[1, 1], [1, 1]]
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
-    threshold = _check_threshold(threshold)
+    yt, yp = check_labels_probs(y_true, y_prob)
+    threshold = check_threshold(threshold)
     y_pred = (yp >= threshold).astype(np.int64)
     cm = skm.confusion_matrix(yt, y_pred, labels=[0, 1])
     tn, fp, fn, tp = (int(v) for v in cm.ravel())
@@ -252,8 +262,8 @@ def metrics_with_ci(
     >>> round(value, 3), low <= value <= high
     (0.667, True)
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
-    threshold = _check_threshold(threshold)
+    yt, yp = check_labels_probs(y_true, y_prob)
+    threshold = check_threshold(threshold)
     alpha = _check_alpha(alpha)
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
@@ -324,7 +334,7 @@ def bootstrap_ci(
         )[metric]
     if not callable(metric):
         raise ValueError(f"metric must be a metric name or a callable, got {metric!r}")
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     alpha = _check_alpha(alpha)
     idx = _bootstrap_indices(yt, n_boot=n_boot, seed=seed, stratified=stratified)
     values = np.empty(idx.shape[0])
@@ -463,7 +473,7 @@ def choose_threshold(
     >>> choose_threshold([0, 0, 1, 0, 1, 1], [0.1, 0.3, 0.35, 0.4, 0.8, 0.9])  # J = 2/3 - 0
     0.8
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     if yt.min() == yt.max():
         raise ValueError("choose_threshold needs both classes in y_true")
     fpr, tpr, thresholds = skm.roc_curve(yt, yp, drop_intermediate=False)
@@ -513,7 +523,7 @@ def calibration(
     >>> table["count"].tolist(), round(ece, 4)  # 2/4 * |0.5 - 0.3| + 2/4 * |1 - 0.85|
     ([2, 2], 0.175)
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     if int(n_bins) < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     n_bins = int(n_bins)
@@ -597,7 +607,7 @@ def fit_temperature(y_true: Any, y_prob: Any) -> float:
     """
     from scipy.optimize import minimize_scalar
 
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     z = _logits(yp)
     if not np.any(z):
         return 1.0
@@ -665,8 +675,8 @@ def most_confident_mistakes(
     >>> most_confident_mistakes([0, 0, 1, 1], [0.9, 0.6, 0.05, 0.8], k=2).tolist()
     [2, 0]
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
-    threshold = _check_threshold(threshold)
+    yt, yp = check_labels_probs(y_true, y_prob)
+    threshold = check_threshold(threshold)
     if int(k) < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     pred = (yp >= threshold).astype(np.int64)
@@ -927,7 +937,7 @@ def evaluate_model(
         thr = choose_threshold(yv, pv, method=choices[threshold], target=target_sensitivity)
         method = threshold
     else:
-        thr, method = _check_threshold(threshold), "fixed"
+        thr, method = check_threshold(threshold), "fixed"
 
     y_true, y_prob = predict_cache(model, cache, split, batch_size=batch_size)
     point = binary_metrics(y_true, y_prob, threshold=thr)

@@ -9,6 +9,7 @@
     python -m ctutils data info PATH
     python -m ctutils train --cache CACHE --out RUN [--model NAME] [--recipe reference|improved] …
     python -m ctutils evaluate --cache CACHE --model MODEL.keras [--split test] [--json]
+    python -m ctutils baseline DIR [--seed S] [--repeats N] [--max-inplane PX] [--workers N] [--mapping binary]
     python -m ctutils predict SCAN.nii.gz --model MODEL.keras [--json]
     python -m ctutils course run [--profile quick|full] [--dataset synthetic|mosmeddata] [--out runs/NAME]
     python -m ctutils course student --out DIR
@@ -170,15 +171,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate_model(args.cache, args.model, split=args.split, threshold=threshold, n_boot=args.n_boot, seed=args.seed)
     if args.baseline:
         from ctutils.baseline import evaluate_baseline
-        from ctutils.evaluation import compare_auc
+        from ctutils.evaluation import compare_with_baseline
 
         result["baseline"] = evaluate_baseline(args.cache, split=args.split, n_boot=args.n_boot, seed=args.seed)
-        if result["paths"] != result["baseline"]["paths"]:  # both follow cache.indices(split)
-            raise UserError(f"{args.cache}: the model's and the baseline's scans of split {args.split!r} differ")
-        if 0 < sum(result["y_true"]) < len(result["y_true"]):
-            result["comparison"] = compare_auc(
-                result["y_true"], result["y_prob"], result["baseline"]["scores"], n_boot=args.n_boot, seed=args.seed
-            )
+        comparison = compare_with_baseline(result, result["baseline"], n_boot=args.n_boot, seed=args.seed)
+        if comparison is not None:
+            result["comparison"] = comparison
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -198,6 +196,28 @@ def _evaluate(args: argparse.Namespace) -> int:
                 f"(paired bootstrap over the same scans; the CNN does not beat the baseline in "
                 f"{100 * c['p_not_better']:.1f} % of resamples)"
             )
+    return 0
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ctutils.baseline import dataset_features, holdout_accuracy
+
+    feats, labels, _ = dataset_features(args.root, max_inplane=args.max_inplane or None, workers=args.workers,
+                                        mapping=args.mapping)
+    for c in (0, 1):
+        f = feats[labels == c]
+        print(f"class {c}: n={f.size} ggo_fraction median {np.median(f):.4f} "
+              f"(range {f.min():.4f}-{f.max():.4f})")
+    res = holdout_accuracy(feats, labels, seed=args.seed)
+    print(f"seed {args.seed}: threshold {res['threshold']:.4f}, train accuracy "
+          f"{res['train_accuracy']:.3f}, held-out accuracy {res['test_accuracy']:.3f} "
+          f"(n_test={res['n_test']})")
+    if args.repeats > 0:
+        accs = [holdout_accuracy(feats, labels, seed=s)["test_accuracy"] for s in range(args.repeats)]
+        print(f"{args.repeats} random 70/30 splits: held-out accuracy mean {np.mean(accs):.3f} "
+              f"(sd {np.std(accs):.3f}, min {np.min(accs):.3f}, max {np.max(accs):.3f})")
     return 0
 
 
@@ -362,6 +382,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--baseline", action="store_true", help="also evaluate the one-feature baseline (GGO fraction) on the same split")
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(func=_evaluate)
+
+    base = commands.add_parser("baseline", help="held-out accuracy of the one-feature baseline (ground-glass fraction) on a dataset folder",
+                               description="One-feature baseline: fraction of lung voxels in -750..-300 HU, thresholded.")
+    base.add_argument("root", type=Path, help="dataset folder with CT-0 and CT-23 (or CT-1..CT-4)")
+    base.add_argument("--seed", type=int, default=0, help="seed of the 70/30 split")
+    base.add_argument("--repeats", type=int, default=100, help="extra random splits to average")
+    base.add_argument("--max-inplane", type=int, default=128,
+                      help="subsample in-plane to at most this size (0: full resolution)")
+    base.add_argument("--workers", type=int, default=None)
+    base.add_argument("--mapping", default=None, help="binary label mapping of the dataset (default: the dataset's)")
+    base.set_defaults(func=_baseline)
 
     predict = commands.add_parser("predict", help="classify one raw NIfTI scan")
     predict.add_argument("scan", type=Path, help="a .nii or .nii.gz file")

@@ -493,6 +493,64 @@ def choose_threshold(
     raise ValueError(f"unknown threshold method {method!r}; use 'youden' or 'sensitivity'")
 
 
+def compare_with_baseline(
+    model: Mapping[str, Any],
+    baseline: Mapping[str, Any],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, float] | None:
+    """Pair a model's scores with the one-feature baseline's, scan by scan, and compare their ROC-AUCs.
+
+    What ``python -m ctutils evaluate --baseline`` reports: the paired bootstrap of
+    :func:`compare_auc` with the model as ``a`` and the baseline as ``b``, on the same scans.
+
+    Parameters
+    ----------
+    model : mapping
+        :func:`evaluate_model`'s result, or any mapping with ``"y_true"``, ``"y_prob"`` and
+        ``"paths"`` (the scans, in the order of the scores), and optionally ``"split"`` and
+        ``"cache"`` (named in the error message).
+    baseline : mapping
+        :func:`ctutils.baseline.evaluate_baseline`'s result on the same split: ``"y_true"``,
+        ``"scores"``, ``"paths"``.
+    n_boot, seed, alpha
+        As :func:`compare_auc`.
+
+    Returns
+    -------
+    dict or None
+        :func:`compare_auc`'s ``auc_a`` (model), ``auc_b`` (baseline), ``diff``, ``low``, ``high``,
+        ``p_not_better``; None when the split holds one class only (no ROC-AUC to compare).
+
+    Raises
+    ------
+    ValueError
+        The two results list different scans, or the same scans in another order (pairing them
+        would compare one scan's model score with another scan's baseline score), or different labels.
+
+    Examples
+    --------
+    >>> m = {"y_true": [0, 0, 1, 1], "y_prob": [0.1, 0.2, 0.8, 0.9], "paths": ["a", "b", "c", "d"]}
+    >>> b = {"y_true": [0, 0, 1, 1], "scores": [0.3, 0.9, 0.2, 0.95], "paths": ["a", "b", "c", "d"]}
+    >>> compare_with_baseline(m, b, n_boot=200)["diff"]
+    0.5
+    >>> compare_with_baseline(m | {"y_true": [1, 1, 1, 1]}, b | {"y_true": [1, 1, 1, 1]}) is None
+    True
+    """
+    if list(model["paths"]) != list(baseline["paths"]):
+        where = f"{model['cache']}: " if model.get("cache") else ""
+        split = f" of split {model['split']!r}" if model.get("split") else ""
+        raise ValueError(f"{where}the model's and the baseline's scans{split} differ")
+    y_true = [int(v) for v in model["y_true"]]
+    if y_true != [int(v) for v in baseline["y_true"]]:
+        raise ValueError("the model's and the baseline's labels differ for the same scans")
+    if not 0 < sum(y_true) < len(y_true):
+        return None
+    return compare_auc(y_true, model["y_prob"], baseline["scores"], n_boot=n_boot, seed=seed, alpha=alpha)
+
+
 def calibration(
     y_true: Any, y_prob: Any, *, n_bins: int = 10
 ) -> tuple[dict[str, np.ndarray], float]:

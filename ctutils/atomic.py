@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_path", "partial_name", "write_json"]
+__all__ = ["atomic_path", "partial_name", "write_json", "write_notebook"]
 
 
 def partial_name(path: Path) -> Path:
@@ -92,4 +92,18 @@ def write_json(path: str | os.PathLike[str], data: Any, *, indent: int = 2) -> P
     final = Path(path)
     with atomic_path(final) as tmp:
         tmp.write_text(text, encoding="utf-8")
+    return final
+
+
+def write_notebook(nb: Any, path: str | os.PathLike[str]) -> Path:
+    """Write a notebook (an ``nbformat`` node) to ``path`` atomically; nbformat is imported only here.
+
+    Used by the batch runner's write-back, student copies, nbgrader course folders and
+    :func:`ctutils.colab.set_colab_repo`.
+    """
+    import nbformat
+
+    final = Path(path)
+    with atomic_path(final) as tmp:
+        nbformat.write(nb, tmp)
     return final

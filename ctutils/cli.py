@@ -233,7 +233,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _course_run(args: argparse.Namespace) -> int:
-    from ctutils.course import run_course
+    from ctutils.runner import run_course
 
     out = run_course(profile=args.profile, dataset=args.dataset, out=args.out, chapters=args.chapters, write_back=args.write_back)
     print(f"{out}: executed notebooks in {out / 'notebooks'}, summary in {out / 'summary.md'}")
@@ -265,7 +265,7 @@ def _course_seeds(args: argparse.Namespace) -> int:
 
 
 def _course_student(args: argparse.Namespace) -> int:
-    from ctutils.course import make_student_copies
+    from ctutils.student import make_student_copies
 
     written = make_student_copies(args.out, source=args.source)
     print(f"{args.out}: {len(written)} student notebooks written")

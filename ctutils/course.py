@@ -135,15 +135,16 @@ class Profile:
         return json.loads(json.dumps(asdict(self)))
 
 
-#: The course's run sizes. ``quick`` trains chapter 05 in about two minutes on 2 CPU cores;
-#: ``full`` is the reference's setting (GPU advised: one reference epoch takes minutes on a CPU).
+#: The course's run sizes. ``quick`` is sized for a laptop CPU; ``full`` is the reference's setting,
+#: for a GPU (a reference epoch on a CPU is slow). Their measured times: docs/measurements.md and
+#: every batch run's summary.md.
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         description="2 × 100 synthetic studies at 256 px, 64 × 64 × 32 voxels, a small CNN: minutes on a laptop CPU",
         # 100 + 100 (140 / 30 / 30 scans): 30-scan validation and test splits keep the ROC-AUC's
-        # 95 % interval within about ±0.15. 20 epochs: on the graded data, seeds 0 and 1 had a
-        # best val_loss of 0.20 and 0.16 by epoch 20 of a 30-epoch run (≈ 4.7 s per epoch, 2 cores).
+        # 95 % interval within about ±0.15. 20 epochs: by then the validation loss has levelled
+        # off on the graded data (the seeds measured: docs/measurements.md).
         n_normal=100,
         n_abnormal=100,
         size=256,

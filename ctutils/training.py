@@ -21,10 +21,9 @@ early-stopping and learning-rate-plateau counters and the history restored.
 Reproducibility: :func:`train` calls ``keras.utils.set_random_seed(seed)`` and, by default on
 CPU, ``tf.config.experimental.enable_op_determinism()``, so two runs with the same seed on the
 same machine and versions give the same history. Op determinism is process-wide and cannot be
-switched off again. On CPU its cost was within measurement noise (one reference training step
-of batch 2 at 128 x 128 x 64: 1.1-1.3 s with and without it on 2 cores); on a GPU it restricts
-cuDNN and XLA to deterministic, often slower, kernels, so it is off there unless
-``deterministic=True``. A resumed run restarts the data order from the first epoch's
+switched off again. On CPU it is on by default because its cost there was within measurement
+noise (docs/measurements.md); on a GPU it restricts cuDNN and XLA to deterministic, often slower,
+kernels, so it is off there unless ``deterministic=True``. A resumed run restarts the data order from the first epoch's
 stream, so it is not bit-identical to an uninterrupted run.
 
 On a GPU, :func:`train` switches on mixed precision (``mixed_float16``; the output layer stays
@@ -155,8 +154,8 @@ class Recipe:
 #: balanced class weights, best checkpoint and EarlyStopping(patience 12, best weights restored)
 #: on val_loss, the default AugmentConfig (rotation, flip, zoom, intensity, noise), batch 4.
 #: Why val_loss and not val_auc: on the small validation splits of a course (12–30 scans) the AUC
-#: moves in coarse steps and ties often, so "the best val_auc" picks a lucky early epoch (measured:
-#: epoch 3 of 15, test AUC 0.31); the loss is smooth and picks a trained model.
+#: moves in coarse steps and ties often, so "the best val_auc" can pick a lucky early, untrained epoch
+#: (one such case is in docs/measurements.md); the loss is smooth and picks a trained model.
 RECIPES: dict[str, Recipe] = {
     "reference": Recipe(
         name="reference",

@@ -20,15 +20,22 @@ One module per step of the course, in the order the chapters teach them:
 ``pipeline``       the tf.data input pipeline (03)
 ``models``         the reference 3D CNN and alternatives (04)
 ``training``       training recipes, checkpoints, resume (05)
-``evaluation``     metrics with confidence intervals, calibration (06)
+``runs``           a run folder's file names, its preprocess.json, does a model fit a cache (05, 06)
+``experiments``    the seeds study and the course's measured comparisons (04-06)
+``evaluation``     metrics with confidence intervals, calibration, CNN against baseline (06)
 ``explain``        Grad-CAM for 3-D CNNs (06)
 ``plotting``       montages, viewer, curves (all chapters)
 ``predict``        single-scan prediction (06)
-``exercises``      checks for the chapters' exercises
+``exercises``      checks for the chapters' exercises: one module per chapter (``ch00_setup`` …)
 ``tfimport``       TensorFlow and Keras without TensorFlow's C++ start-up log (00)
 ``frontend``       live notebook, batch run or terminal: widgets, progress bars, paths (all)
-``course``         profiles, the papermill runner, student copies
+``machine``        the CPU cores this process may use (all)
+``atomic``         atomic writes: files, JSON, notebooks (all)
+``course``         what every chapter uses: profiles, paths, artefacts built when missing, metrics
+``runner``         the batch runner: every chapter with papermill, then a summary
+``student``        student copies: solutions replaced by stubs
 ``classroom``      nbgrader: the chapters' metadata, a course folder to release and autograde
+``colab``          the "Open in Colab" badges, pointing them at a fork
 ``cli``            ``python -m ctutils …``
 =================  ==========================================================
 

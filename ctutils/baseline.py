@@ -8,13 +8,13 @@ fitted on the training split. On the embedded phantoms it stays well below the C
 Everything here is numpy + ``scipy.ndimage``; volumes are (X, Y, Z) arrays with Z the slice axis,
 in Hounsfield units (use :func:`hu_from_windowed` for cache volumes scaled to [0, 1]).
 
-Run ``python -m ctutils.baseline DATASET_DIR`` for the held-out accuracy on a MosMedData-shaped
-folder (``CT-0`` normal, any other ``CT-*`` folder abnormal).
+Run ``python -m ctutils baseline DATASET_DIR`` for the held-out accuracy on a dataset folder
+(its scans and binary labels as :func:`ctutils.datasets.list_scans` lists them: ``CT-0`` normal,
+the other class folders abnormal).
 """
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 from collections.abc import Sequence
@@ -429,11 +429,14 @@ def dataset_features(
     max_inplane: int | None = 128,
     workers: int | None = None,
     progress: bool = True,
+    mapping: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Path]]:
-    """Ground-glass fraction of every scan of a MosMedData-shaped folder.
+    """Ground-glass fraction of every scan of a dataset folder.
 
-    ``CT-0`` holds the normal scans (label 0); every other ``CT-*`` folder is abnormal (label 1).
-    Files (``*.nii`` / ``*.nii.gz``) are sorted by folder and name. Each volume is read as stored
+    The scans and their labels are :func:`ctutils.datasets.list_scans`'s (the dataset detected from
+    its class folders, hidden and partial files skipped, in class-folder then name order); the label
+    ``mapping`` must be binary (the datasets' default): ``CT-0`` normal (0), the others abnormal (1).
+    Each volume is read as stored
     and, if ``max_inplane`` is set, subsampled in-plane by an integer stride to at most that many
     voxels (128 by default — the resolution the CNN sees — and 5–10 times faster than full size).
 
@@ -448,23 +451,25 @@ def dataset_features(
     Raises
     ------
     ValueError
-        If ``root`` has no ``CT-0`` folder or no abnormal folder with scans.
+        (:class:`ctutils.datasets.DatasetError`) ``root`` is not a dataset folder, or a class folder
+        is missing or empty; a mapping with more than two labels; no normal or no abnormal scan.
     """
+    from ctutils.datasets import list_scans
+
     base = Path(root)
-    folders = sorted(p for p in base.glob("CT-*") if p.is_dir())
-    items: list[tuple[Path, int]] = []
-    for folder in folders:
-        label = 0 if folder.name == "CT-0" else 1
-        files = sorted(p for p in folder.iterdir() if p.name.endswith((".nii", ".nii.gz")))
-        items += [(p, label) for p in files]
-    labels = np.array([lab for _, lab in items], dtype=np.int64)
+    scans = list_scans(base, mapping=mapping)
+    labels = np.array([s.label for s in scans], dtype=np.int64)
+    if not set(labels.tolist()) <= {0, 1}:
+        raise ValueError(f"{base}: the baseline needs a binary label mapping, got labels {sorted(set(labels.tolist()))}")
     if not (labels == 0).any() or not (labels == 1).any():
         raise ValueError(f"{base}: expected scans in CT-0 and in at least one other CT-* folder")
-    paths = [p for p, _ in items]
+    paths = [s.path for s in scans]
     from ctutils.frontend import progress_bar
 
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        from ctutils.machine import available_cores
+
+        workers = available_cores()
     if workers <= 1:
         feats = [_file_feature(str(p), max_inplane) for p in progress_bar(paths, disable=not progress)]
     else:
@@ -533,36 +538,9 @@ def evaluate_baseline(
     }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m ctutils.baseline DIR``: held-out accuracy of the ground-glass-fraction rule."""
-    parser = argparse.ArgumentParser(
-        prog="python -m ctutils.baseline",
-        description="One-feature baseline: fraction of lung voxels in -750..-300 HU, thresholded.",
-    )
-    parser.add_argument("root", help="dataset folder with CT-0 and CT-23 (or CT-1..CT-4)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the 70/30 split")
-    parser.add_argument("--repeats", type=int, default=100, help="extra random splits to average")
-    parser.add_argument("--max-inplane", type=int, default=128,
-                        help="subsample in-plane to at most this size (0: full resolution)")
-    parser.add_argument("--workers", type=int, default=None)
-    args = parser.parse_args(argv)
-    feats, labels, _ = dataset_features(args.root, max_inplane=args.max_inplane or None,
-                                        workers=args.workers)
-    for c in (0, 1):
-        f = feats[labels == c]
-        print(f"class {c}: n={f.size} ggo_fraction median {np.median(f):.4f} "
-              f"(range {f.min():.4f}-{f.max():.4f})")
-    res = holdout_accuracy(feats, labels, seed=args.seed)
-    print(f"seed {args.seed}: threshold {res['threshold']:.4f}, train accuracy "
-          f"{res['train_accuracy']:.3f}, held-out accuracy {res['test_accuracy']:.3f} "
-          f"(n_test={res['n_test']})")
-    if args.repeats > 0:
-        accs = [holdout_accuracy(feats, labels, seed=s)["test_accuracy"]
-                for s in range(args.repeats)]
-        print(f"{args.repeats} random 70/30 splits: held-out accuracy mean {np.mean(accs):.3f} "
-              f"(sd {np.std(accs):.3f}, min {np.min(accs):.3f}, max {np.max(accs):.3f})")
-    return 0
+if __name__ == "__main__":  # the old spelling, python -m ctutils.baseline DIR, runs the command below
+    import sys
 
+    from ctutils.cli import main
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(main(["baseline", *sys.argv[1:]]))

@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from ctutils.atomic import atomic_path, partial_name, remove_stale_partials
+from ctutils.atomic import atomic_path, partial_name, remove_stale_partials, write_json
+from ctutils.machine import available_cores
 from ctutils.datasets import mask_path
 from ctutils.preprocess import PreprocessConfig, preprocess_file, preprocess_mask
 from ctutils.splits import SPLITS, stratified_split
@@ -206,11 +207,6 @@ def open_cache(root: str | os.PathLike[str]) -> Cache:
     return Cache(root=root, volumes=volumes, records=records, config=config, class_names=class_names, info=info, masks=masks)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2) + "\n")
-
-
 def _write_manifest(path: Path, records: Iterable[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as handle:
@@ -232,7 +228,7 @@ def _install(root: Path, volumes_tmp: Path, records: list[dict[str, Any]], info:
         with contextlib.suppress(FileNotFoundError):
             (root / MASKS).unlink()
     _write_manifest(root / MANIFEST, records)
-    _write_json(root / INFO, info)
+    write_json(root / INFO, info)
 
 
 def write_cache(
@@ -495,7 +491,7 @@ def build_cache(
 
     out.mkdir(parents=True, exist_ok=True)
     _build(
-        src, out, scans, config=config, class_names=class_names, key=key, workers=workers or _available_cores(),
+        src, out, scans, config=config, class_names=class_names, key=key, workers=workers or available_cores(),
         strict=strict, progress=progress, split_info={"mapping": mapping_name, "seed": seed, "fractions": list(fractions)},
     )
     cache = open_cache(out)
@@ -547,13 +543,6 @@ def _assign_splits(records: list[dict[str, Any]], kept: Sequence[int], rel_paths
     splits = stratified_split(labels, keys=[str(p) for p in rel_paths], seed=seed, fractions=fractions)
     for position, split in zip(kept, splits):
         records[position]["split"] = split
-
-
-def _available_cores() -> int:
-    """CPU cores this process may use (container limits included)."""
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return os.cpu_count() or 1
 
 
 def _class_names(scans: Sequence[Any], spec: Any, mapping: str | None, src: Path) -> tuple[str, ...]:

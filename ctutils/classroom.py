@@ -3,7 +3,7 @@
 There are two ways to teach with the course (README, "Teaching with it"):
 
 * student copies without grading: ``python -m ctutils course student --out DIR``
-  (:func:`ctutils.course.make_student_copies`);
+  (:func:`ctutils.student.make_student_copies`);
 * nbgrader with autograding: ``python -m ctutils course nbgrader --out DIR`` (:func:`make_nbgrader_course`)
   writes a course folder; ``nbgrader generate_assignment``, ``collect`` and ``autograde`` run in it.
 
@@ -49,7 +49,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ctutils import course
+from ctutils import course, student
+from ctutils.atomic import write_notebook
 
 __all__ = [
     "CELL_TIMEOUT_S",
@@ -122,7 +123,7 @@ def with_path_note(source: str) -> str:
 
 def _has_solution(cell: Any) -> bool:
     return cell.cell_type in ("code", "markdown") and any(
-        line.strip().startswith(course.BEGIN_SOLUTION) for line in cell.source.splitlines()
+        line.strip().startswith(student.BEGIN_SOLUTION) for line in cell.source.splitlines()
     )
 
 
@@ -132,7 +133,7 @@ def _is_parameters(cell: Any) -> bool:
 
 def _solution_name(cell: Any) -> str:
     """The function whose body holds the first solution block, else ``answer`` / ``solution``."""
-    head = cell.source.split(course.BEGIN_SOLUTION, 1)[0]
+    head = cell.source.split(student.BEGIN_SOLUTION, 1)[0]
     names = _DEF.findall(head)
     if names:
         return names[-1]
@@ -151,12 +152,12 @@ def _roles(nb: Any, where: str) -> list[tuple[str, str] | None]:
     """Per cell: ``(role, name)`` with role solution, check, locked; None for the other cells."""
     roles: list[tuple[str, str] | None] = [None] * len(nb.cells)
     for index, cell in enumerate(nb.cells):
-        if _has_solution(cell) and course.is_check_cell(cell):
+        if _has_solution(cell) and student.is_check_cell(cell):
             raise NbgraderMetadataError(
                 f"{where}, cell {index + 1}: a check cell holds a solution block; put the solution in the cell above it")
         if _has_solution(cell):
             roles[index] = ("solution", _solution_name(cell))
-        elif course.is_check_cell(cell):
+        elif student.is_check_cell(cell):
             roles[index] = ("check", _check_name(cell))
     params = next((i for i, c in enumerate(nb.cells) if _is_parameters(c)), None)
     if params is None:
@@ -248,8 +249,8 @@ def nbgrader_problems(nb: Any, *, chapter: str) -> list[str]:
         meta = cell.get("metadata", {}).get("nbgrader")
         where = f"{name}, cell {number}"
         if _has_solution(cell) and not (meta and meta.get("solution")):
-            problems.append(f"{where}: holds '{course.BEGIN_SOLUTION}' but is not an nbgrader solution cell")
-        if course.is_check_cell(cell) and not (meta and meta.get("grade") and meta.get("locked")
+            problems.append(f"{where}: holds '{student.BEGIN_SOLUTION}' but is not an nbgrader solution cell")
+        if student.is_check_cell(cell) and not (meta and meta.get("grade") and meta.get("locked")
                                                and _points(cell) == meta.get("points")):
             problems.append(f"{where}: a check cell that is not a graded, locked nbgrader cell with points")
         if _is_parameters(cell) and not (meta and meta.get("locked")):
@@ -259,8 +260,8 @@ def nbgrader_problems(nb: Any, *, chapter: str) -> list[str]:
         if meta.get("schema_version") != SCHEMA_VERSION:
             problems.append(f"{where}: nbgrader schema_version {meta.get('schema_version')!r}, expected {SCHEMA_VERSION}")
         if meta.get("solution") and not _has_solution(cell):
-            problems.append(f"{where}: an nbgrader solution cell without '{course.BEGIN_SOLUTION}' (a removed exercise?)")
-        if meta.get("grade") and not (course.is_check_cell(cell) or _has_solution(cell)):
+            problems.append(f"{where}: an nbgrader solution cell without '{student.BEGIN_SOLUTION}' (a removed exercise?)")
+        if meta.get("grade") and not (student.is_check_cell(cell) or _has_solution(cell)):
             problems.append(f"{where}: a graded nbgrader cell that is no check cell (a removed exercise?)")
         grade_id = meta.get("grade_id")
         if not grade_id:
@@ -296,18 +297,8 @@ def tag_chapters(source: str | os.PathLike[str] | None = None, *, check: bool = 
         if tagged != nb:
             changed.append(path)
             if not check:
-                _write(tagged, path)
+                write_notebook(tagged, path)
     return changed
-
-
-def _write(nb: Any, path: Path) -> None:
-    import nbformat
-
-    from ctutils.atomic import atomic_path
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        nbformat.write(nb, tmp)
 
 
 def nbgrader_config_text(*, root: str | os.PathLike[str], course_id: str = COURSE_ID,
@@ -330,7 +321,7 @@ def nbgrader_config_text(*, root: str | os.PathLike[str], course_id: str = COURS
         raise ValueError(f"course id {course_id!r}: use letters, digits, '.', '_' and '-' only")
     if timeout_s < 1:
         raise ValueError(f"cell timeout must be at least 1 s, got {timeout_s}")
-    stub = f"# YOUR CODE HERE\n{course.STUB_RAISE}"
+    stub = f"# YOUR CODE HERE\n{student.STUB_RAISE}"
     return f'''\
 # nbgrader configuration of the course "3D CNN classification of chest CT scans", written by
 # `python -m ctutils course nbgrader` (README.md in this folder). Run the nbgrader commands here.
@@ -462,12 +453,12 @@ def make_nbgrader_course(
     for path in course.select_chapters(course.list_chapters(folder), chapters):
         nb = nbgrader_metadata(nbformat.read(path, as_version=4), chapter=path.name)
         for cell in nb.cells:
-            if cell.cell_type == "code" and (_has_solution(cell) or course.is_check_cell(cell)):
+            if cell.cell_type == "code" and (_has_solution(cell) or student.is_check_cell(cell)):
                 cell.outputs, cell.execution_count = [], None
         copies.append((target / "source" / path.stem / path.name, nb))
     written = []
     for destination, nb in copies:
-        _write(nb, destination)
+        write_notebook(nb, destination)
         written.append(destination)
     texts = {"nbgrader_config.py": config,
              "README.md": README_TEXT.format(out=target, root=root, course_id=course_id, kernel=kernel,

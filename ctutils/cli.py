@@ -9,6 +9,7 @@
     python -m ctutils data info PATH
     python -m ctutils train --cache CACHE --out RUN [--model NAME] [--recipe reference|improved] …
     python -m ctutils evaluate --cache CACHE --model MODEL.keras [--split test] [--json]
+    python -m ctutils baseline DIR [--seed S] [--repeats N] [--max-inplane PX] [--workers N] [--mapping binary]
     python -m ctutils predict SCAN.nii.gz --model MODEL.keras [--json]
     python -m ctutils course run [--profile quick|full] [--dataset synthetic|mosmeddata] [--out runs/NAME]
     python -m ctutils course student --out DIR
@@ -171,15 +172,12 @@ def _evaluate(args: argparse.Namespace) -> int:
     result = evaluate_model(args.cache, args.model, split=args.split, threshold=threshold, n_boot=args.n_boot, seed=args.seed)
     if args.baseline:
         from ctutils.baseline import evaluate_baseline
-        from ctutils.evaluation import compare_auc
+        from ctutils.evaluation import compare_with_baseline
 
         result["baseline"] = evaluate_baseline(args.cache, split=args.split, n_boot=args.n_boot, seed=args.seed)
-        if result["paths"] != result["baseline"]["paths"]:  # both follow cache.indices(split)
-            raise UserError(f"{args.cache}: the model's and the baseline's scans of split {args.split!r} differ")
-        if 0 < sum(result["y_true"]) < len(result["y_true"]):
-            result["comparison"] = compare_auc(
-                result["y_true"], result["y_prob"], result["baseline"]["scores"], n_boot=args.n_boot, seed=args.seed
-            )
+        comparison = compare_with_baseline(result, result["baseline"], n_boot=args.n_boot, seed=args.seed)
+        if comparison is not None:
+            result["comparison"] = comparison
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -202,6 +200,28 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _baseline(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ctutils.baseline import dataset_features, holdout_accuracy
+
+    feats, labels, _ = dataset_features(args.root, max_inplane=args.max_inplane or None, workers=args.workers,
+                                        mapping=args.mapping)
+    for c in (0, 1):
+        f = feats[labels == c]
+        print(f"class {c}: n={f.size} ggo_fraction median {np.median(f):.4f} "
+              f"(range {f.min():.4f}-{f.max():.4f})")
+    res = holdout_accuracy(feats, labels, seed=args.seed)
+    print(f"seed {args.seed}: threshold {res['threshold']:.4f}, train accuracy "
+          f"{res['train_accuracy']:.3f}, held-out accuracy {res['test_accuracy']:.3f} "
+          f"(n_test={res['n_test']})")
+    if args.repeats > 0:
+        accs = [holdout_accuracy(feats, labels, seed=s)["test_accuracy"] for s in range(args.repeats)]
+        print(f"{args.repeats} random 70/30 splits: held-out accuracy mean {np.mean(accs):.3f} "
+              f"(sd {np.std(accs):.3f}, min {np.min(accs):.3f}, max {np.max(accs):.3f})")
+    return 0
+
+
 def _predict(args: argparse.Namespace) -> int:
     from ctutils.predict import format_prediction, predict_scan, prediction_to_json
 
@@ -214,7 +234,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _course_run(args: argparse.Namespace) -> int:
-    from ctutils.course import run_course
+    from ctutils.runner import run_course
 
     out = run_course(profile=args.profile, dataset=args.dataset, out=args.out, chapters=args.chapters, write_back=args.write_back)
     print(f"{out}: executed notebooks in {out / 'notebooks'}, summary in {out / 'summary.md'}")
@@ -246,7 +266,7 @@ def _course_seeds(args: argparse.Namespace) -> int:
 
 
 def _course_student(args: argparse.Namespace) -> int:
-    from ctutils.course import make_student_copies
+    from ctutils.student import make_student_copies
 
     written = make_student_copies(args.out, source=args.source)
     print(f"{args.out}: {len(written)} student notebooks written")
@@ -294,6 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(commands)
     _add_train_command(commands)
     _add_evaluate_command(commands)
+    _add_baseline_command(commands)
     _add_predict_command(commands)
     _add_course_commands(commands)
     return parser
@@ -378,6 +399,20 @@ def _add_evaluate_command(commands: _Commands) -> None:
     evaluate.add_argument("--baseline", action="store_true", help="also evaluate the one-feature baseline (GGO fraction) on the same split")
     evaluate.add_argument("--json", action="store_true", help="machine-readable output")
     evaluate.set_defaults(func=_evaluate)
+
+
+
+def _add_baseline_command(commands: _Commands) -> None:
+    base = commands.add_parser("baseline", help="held-out accuracy of the one-feature baseline (ground-glass fraction) on a dataset folder",
+                               description="One-feature baseline: fraction of lung voxels in -750..-300 HU, thresholded.")
+    base.add_argument("root", type=Path, help="dataset folder with CT-0 and CT-23 (or CT-1..CT-4)")
+    base.add_argument("--seed", type=int, default=0, help="seed of the 70/30 split")
+    base.add_argument("--repeats", type=int, default=100, help="extra random splits to average")
+    base.add_argument("--max-inplane", type=int, default=128,
+                      help="subsample in-plane to at most this size (0: full resolution)")
+    base.add_argument("--workers", type=int, default=None)
+    base.add_argument("--mapping", default=None, help="binary label mapping of the dataset (default: the dataset's)")
+    base.set_defaults(func=_baseline)
 
 
 def _add_predict_command(commands: _Commands) -> None:

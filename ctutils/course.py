@@ -1,4 +1,4 @@
-"""The course machinery: profiles, paths, "runs on its own" helpers, the batch runner, student copies.
+"""What the chapters use to run on their own: profiles, paths, artefacts built when missing, key metrics.
 
 Every chapter (``notebooks/NN_topic.ipynb``) starts the same way::
 
@@ -34,104 +34,55 @@ folder, the current folder is the root). A folder passed as a parameter (``data_
         notebooks/NN_topic.ipynb              executed chapters (batch runs only)
         summary.md                            per chapter: status, time, metrics, figures
 
-Batch runs: ``python -m ctutils course run --profile quick --dataset synthetic`` (:func:`run_course`);
-``--write-back`` copies the executed notebooks over ``notebooks/`` (how the committed outputs are
-regenerated). Classroom: ``python -m ctutils course student --out DIR`` (:func:`make_student_copies`);
-with nbgrader: ``python -m ctutils course nbgrader --out DIR`` (:mod:`ctutils.classroom`).
+The tools around the chapters live beside this module: the batch runner
+(``python -m ctutils course run``, :mod:`ctutils.runner`), student copies (``python -m ctutils course
+student``, :mod:`ctutils.student`), nbgrader (``python -m ctutils course nbgrader``,
+:mod:`ctutils.classroom`) and the Colab badges (:mod:`ctutils.colab`).
 
 This module imports neither TensorFlow nor papermill at import time.
 """
 
 from __future__ import annotations
 
-import contextlib
-import copy
 import json
 import math
 import os
 import re
-import sys
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ctutils.atomic import atomic_path
+from ctutils.atomic import atomic_path, write_json
+from ctutils.runs import FIGURES_DIR, METRICS_FILE, MODEL_FILE, STATE_FILE
 
 __all__ = [
-    "COLAB_REPO",
     "DATASETS",
     "PROFILES",
+    "REAL_CT_FILE",
     "ROOT_ENV",
-    "ChapterResult",
     "CourseConfig",
-    "CourseError",
     "Profile",
-    "StudentCopyError",
-    "colab_badge",
-    "colab_url",
     "course_config",
     "ensure_cache",
     "ensure_dataset",
     "ensure_model",
     "find_root",
-    "is_check_cell",
     "list_chapters",
-    "make_student_copies",
     "notebooks_dir",
+    "read_metrics",
+    "real_ct_path",
     "record_metrics",
-    "run_course",
     "select_chapters",
-    "set_colab_repo",
-    "strip_solutions",
 ]
-
-#: GitHub ``owner/name`` that the "Open in Colab" badges and the Colab set-up cells point to.
-#: A fork changes it in every notebook with :func:`set_colab_repo` (see notebooks/README.md).
-COLAB_REPO = "ct3d-course/ct3d-course"
 
 #: Environment variable naming the course repository's root; wins over the search from the current
 #: folder (:func:`find_root`). ``python -m ctutils course nbgrader`` sets it in ``nbgrader_config.py``,
 #: since nbgrader runs the chapters in ``autograded/<student>/<assignment>/`` of its own folder.
 ROOT_ENV = "CT3D_COURSE_ROOT"
 
-BEGIN_SOLUTION = "### BEGIN SOLUTION"
-END_SOLUTION = "### END SOLUTION"
-#: What replaces a solution block in a code cell (student copies and nbgrader releases), after ``# YOUR CODE HERE``.
-STUB_RAISE = 'raise NotImplementedError("Exercise: write your code here, then run the check cell below")'
 _CHAPTER_NAME = re.compile(r"^(\d\d)_[A-Za-z0-9_-]+\.ipynb$")
-_CHECK_CALL = re.compile(r"\bexercises\.\w+\(")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-MODEL_FILE = "model.keras"  # as ctutils.training.MODEL_FILE (not imported: it needs TensorFlow)
-METRICS_FILE = "metrics.json"
-FIGURES_DIR = "figures"
-SUMMARY_FILE = "summary.md"
 REAL_CT_FILE = "data/real-ct/lung1.nii.gz"  # relative to the repository root; see data/real-ct/README.md
-
-
-class CourseError(RuntimeError):
-    """A chapter failed in :func:`run_course`; the message names the chapter file and the cell.
-
-    Attributes
-    ----------
-    chapter : str
-        The notebook's file name, e.g. ``"03_augmentation.ipynb"``.
-    cell : int or None
-        1-based position of the failing cell in the chapter (markdown cells included).
-    executed : Path
-        The executed notebook, with the outputs up to the error and the full traceback.
-    """
-
-    def __init__(self, message: str, *, chapter: str, cell: int | None, executed: Path) -> None:
-        super().__init__(message)
-        self.chapter = chapter
-        self.cell = cell
-        self.executed = executed
-
-
-class StudentCopyError(ValueError):
-    """Unbalanced ``### BEGIN SOLUTION`` / ``### END SOLUTION`` markers; names the notebook and cell."""
 
 
 # ----------------------------------------------------------------------------- profiles
@@ -184,15 +135,16 @@ class Profile:
         return json.loads(json.dumps(asdict(self)))
 
 
-#: The course's run sizes. ``quick`` trains chapter 05 in about two minutes on 2 CPU cores;
-#: ``full`` is the reference's setting (GPU advised: one reference epoch takes minutes on a CPU).
+#: The course's run sizes. ``quick`` is sized for a laptop CPU; ``full`` is the reference's setting,
+#: for a GPU (a reference epoch on a CPU is slow). Their measured times: docs/measurements.md and
+#: every batch run's summary.md.
 PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         description="2 × 100 synthetic studies at 256 px, 64 × 64 × 32 voxels, a small CNN: minutes on a laptop CPU",
         # 100 + 100 (140 / 30 / 30 scans): 30-scan validation and test splits keep the ROC-AUC's
-        # 95 % interval within about ±0.15. 20 epochs: on the graded data, seeds 0 and 1 had a
-        # best val_loss of 0.20 and 0.16 by epoch 20 of a 30-epoch run (≈ 4.7 s per epoch, 2 cores).
+        # 95 % interval within about ±0.15. 20 epochs: by then the validation loss has levelled
+        # off on the graded data (the seeds measured: docs/measurements.md).
         n_normal=100,
         n_abnormal=100,
         size=256,
@@ -613,7 +565,7 @@ def ensure_model(cfg: CourseConfig, *, verbose: str | int = 2) -> Path:
     verbose : "auto", 0, 1 or 2
         Passed to ``model.fit`` (2: one line per epoch).
     """
-    state_path = cfg.run_dir / "state.json"
+    state_path = cfg.run_dir / STATE_FILE
     if cfg.model_path.is_file() and not state_path.is_file():
         return cfg.model_path
     if cfg.model_path.is_file():
@@ -647,7 +599,15 @@ def _jsonable(value: Any) -> Any:
     raise ValueError(f"metric value {value!r} ({type(value).__name__}) cannot be written as JSON")
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_metrics(run_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The key metrics of a run, ``run_dir/metrics.json``, by chapter; ``{}`` when there are none yet.
+
+    Raises
+    ------
+    ValueError
+        The file is unreadable or not a JSON object (the message names it).
+    """
+    path = Path(run_dir) / METRICS_FILE
     if not path.is_file():
         return {}
     try:
@@ -657,11 +617,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object of chapters, got {type(data).__name__}")
     return data
-
-
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def record_metrics(run_dir: str | os.PathLike[str], chapter: str, values: Mapping[str, Any]) -> Path:
@@ -689,12 +644,11 @@ def record_metrics(run_dir: str | os.PathLike[str], chapter: str, values: Mappin
     >>> json.loads(path.read_text())
     {'00_setup': {'n_scans': 80}}
     """
-    path = Path(run_dir) / METRICS_FILE
-    data = _read_json(path)
+    data = read_metrics(run_dir)
     entry = dict(data.get(chapter, {}))
     entry.update(_jsonable(dict(values)))
     data[chapter] = entry
-    _write_json(path, data)
+    path = write_json(Path(run_dir) / METRICS_FILE, data)
     return path
 
 
@@ -737,481 +691,3 @@ def select_chapters(chapters: list[Path], wanted: Sequence[str] | None) -> list[
             raise ValueError(f"unknown chapter {text!r}; the chapters are {known}")
         chosen.extend(m for m in matches if m not in chosen)
     return sorted(chosen)
-
-
-def colab_url(chapter: str, *, repo: str = COLAB_REPO, branch: str = "main") -> str:
-    """The "Open in Colab" address of a chapter.
-
-    Examples
-    --------
-    >>> colab_url("00_setup.ipynb")
-    'https://colab.research.google.com/github/ct3d-course/ct3d-course/blob/main/notebooks/00_setup.ipynb'
-    """
-    return f"https://colab.research.google.com/github/{repo}/blob/{branch}/notebooks/{chapter}"
-
-
-def colab_badge(chapter: str, *, repo: str = COLAB_REPO) -> str:
-    """Markdown of the "Open in Colab" badge of a chapter."""
-    return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({colab_url(chapter, repo=repo)})"
-
-
-def set_colab_repo(repo: str, *, source: str | os.PathLike[str] | None = None, old: str = COLAB_REPO) -> list[Path]:
-    """Point every chapter's Colab badge and Colab set-up cell at another GitHub repository (a fork).
-
-    Replaces ``github.com/<old>``, ``github/<old>/`` and the string ``"<old>"`` (the Colab cell's
-    ``REPO``) in the cells of each chapter.
-
-    Parameters
-    ----------
-    repo : str
-        ``owner/name`` of the fork.
-    source : path-like, optional
-        Notebooks folder (default :func:`notebooks_dir`).
-    old : str
-        The repository the notebooks point to now (default :data:`COLAB_REPO`).
-
-    Returns
-    -------
-    list of Path
-        The notebooks that changed.
-    """
-    import nbformat
-
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repo):
-        raise ValueError(f"repository {repo!r}: expected 'owner/name'")
-    changed = []
-    for path in list_chapters(source):
-        nb = nbformat.read(path, as_version=4)
-        touched = False
-        for cell in nb.cells:
-            new = cell.source.replace(f"github.com/{old}", f"github.com/{repo}")
-            new = new.replace(f"github/{old}/", f"github/{repo}/").replace(f'"{old}"', f'"{repo}"')
-            if new != cell.source:
-                cell.source, touched = new, True
-        if touched:
-            _write_notebook(nb, path)
-            changed.append(path)
-    return changed
-
-
-def _write_notebook(nb: Any, path: Path) -> None:
-    import nbformat
-
-    with atomic_path(path) as tmp:
-        nbformat.write(nb, tmp)
-
-
-# ----------------------------------------------------------------------------- batch runner
-
-
-@dataclass
-class ChapterResult:
-    """One chapter of a :func:`run_course` run (``status``: "passed", "failed" or "not run")."""
-
-    name: str
-    status: str
-    seconds: float | None = None
-    message: str = ""
-
-
-@contextlib.contextmanager
-def _stderr_to(path: Path) -> Iterator[None]:
-    """Send this process's file descriptor 2, and so the kernel's stderr, to a log file.
-
-    The kernel inherits it: TensorFlow's C++ logs and ipykernel's warnings land in the log
-    instead of the terminal (the notebook keeps everything the cells print).
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(path, "ab") as log:
-            os.dup2(log.fileno(), 2)
-            try:
-                yield
-            finally:
-                sys.stderr.flush()
-                os.dup2(saved, 2)
-    finally:
-        os.close(saved)
-
-
-@contextlib.contextmanager
-def _kernel_environment() -> Iterator[None]:
-    """Environment the chapters' kernels inherit: inline figures, no widgets, quiet TensorFlow and debugger."""
-    from ctutils.frontend import WIDGETS_ENV
-
-    wanted = {
-        # a test session's MPLBACKEND=Agg would otherwise reach the kernel and hide every figure
-        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-        # nothing renders widgets here: static figures, no progress bars frozen at 0 % (ctutils.frontend)
-        WIDGETS_ENV: "0",
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    }
-    saved = {k: os.environ.get(k) for k in wanted}
-    os.environ.update(wanted)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def _cell_position(nb: Any, source: str) -> int | None:
-    for position, cell in enumerate(nb.cells, start=1):
-        if cell.cell_type == "code" and cell.source == source:
-            return position
-    return None
-
-
-def _first_line(text: str) -> str:
-    for line in text.splitlines():
-        if line.strip() and not line.strip().startswith("#"):
-            return line.strip()[:100]
-    return text.strip().splitlines()[0][:100] if text.strip() else ""
-
-
-def _failure(path: Path, error: Exception, executed: Path, log: Path) -> CourseError:
-    """One clear message for a chapter that failed."""
-    import nbformat
-    from papermill.exceptions import PapermillExecutionError
-
-    if isinstance(error, PapermillExecutionError):
-        position = _cell_position(nbformat.read(path, as_version=4), error.source)
-        where = f"cell {position}" if position is not None else "the injected parameters cell"
-        evalue = _ANSI.sub("", str(error.evalue)).strip()
-        message = (
-            f"chapter {path.name}, {where} (execution count {error.exec_count}): {error.ename}: {evalue}\n"
-            f"  the cell: {_first_line(error.source)}\n"
-            f"  executed notebook with the full traceback: {executed}"
-        )
-        return CourseError(message, chapter=path.name, cell=position, executed=executed)
-    message = (
-        f"chapter {path.name}: the notebook could not be run ({type(error).__name__}: {error})\n"
-        f"  executed notebook so far: {executed}; the kernel's own messages: {log}"
-    )
-    return CourseError(message, chapter=path.name, cell=None, executed=executed)
-
-
-def _forget_chapter(out: Path, chapter: str) -> None:
-    """Remove a chapter's metrics and figures of an earlier run before it runs again."""
-    path = out / METRICS_FILE
-    data = _read_json(path)
-    if chapter in data:
-        del data[chapter]
-        _write_json(path, data)
-    for figure in (out / FIGURES_DIR).glob(f"{chapter}-*.png"):
-        figure.unlink()
-
-
-def _clean_for_commit(nb: Any) -> Any:
-    """An executed notebook without papermill's injected cell and run metadata (for write-back)."""
-    nb = copy.deepcopy(nb)
-    nb.cells = [c for c in nb.cells if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
-    nb.metadata.pop("papermill", None)
-    count = 0
-    for cell in nb.cells:
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("execution", None)
-        if cell.metadata.get("tags") == []:
-            del cell.metadata["tags"]
-        if cell.cell_type == "code" and cell.execution_count is not None:
-            count += 1  # renumber: the removed injected cell leaves no gap
-            cell.execution_count = count
-            for output in cell.outputs:
-                if output.output_type == "execute_result":
-                    output.execution_count = count
-    return nb
-
-
-def _format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    return f"{int(seconds // 60)} min {seconds % 60:04.1f} s"
-
-
-def _format_metric(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.3g}"
-    return str(value)
-
-
-def _write_summary(out: Path, results: list[ChapterResult], *, profile: str, dataset: str,
-                   total_s: float, started: str) -> Path:
-    metrics = _read_json(out / METRICS_FILE)
-    passed = sum(r.status == "passed" for r in results)
-    status = "all chapters passed" if passed == len(results) else f"{passed} of {len(results)} chapters passed"
-    lines = [
-        f"# Course run: profile {profile}, dataset {dataset}",
-        "",
-        f"Started {started}; {status} in {_format_seconds(total_s)} "
-        f"(Python {sys.version.split()[0]}, {os.cpu_count()} CPU cores).",
-        "",
-        f"Command: `python -m ctutils course run --profile {profile} --dataset {dataset} --out {out}`",
-        "",
-    ]
-    if dataset == "synthetic":
-        lines += ["The data are computer-generated phantoms: these numbers say nothing about patients.", ""]
-    lines += ["| Chapter | Status | Time | Key metrics |", "|---|---|---|---|"]
-    for r in results:
-        link = f"[{r.name}](notebooks/{r.name}.ipynb)" if r.status != "not run" else r.name
-        icon = {"passed": "✅ passed", "failed": "❌ failed", "not run": "⏭ not run"}[r.status]
-        values = ", ".join(f"{k} = {_format_metric(v)}" for k, v in metrics.get(r.name, {}).items())
-        lines.append(f"| {link} | {icon} | {_format_seconds(r.seconds)} | {values} |")
-    failed = [r for r in results if r.status == "failed"]
-    for r in failed:
-        lines += ["", "## Error", "", "```", r.message, "```"]
-    figures = sorted((out / FIGURES_DIR).glob("*.png"))
-    if figures:
-        lines += ["", "## Key figures", ""]
-        for figure in figures:
-            rel = figure.relative_to(out).as_posix()
-            lines += [f"**{figure.stem}**", "", f"![{figure.stem}]({rel})", ""]
-    path = out / SUMMARY_FILE
-    with atomic_path(path) as tmp:
-        tmp.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
-    return path
-
-
-def run_course(
-    *,
-    profile: str = "quick",
-    dataset: str = "synthetic",
-    out: str | os.PathLike[str] | None = None,
-    chapters: Sequence[str] | None = None,
-    write_back: bool = False,
-    source: str | os.PathLike[str] | None = None,
-    parameters: Mapping[str, Any] | None = None,
-    kernel_name: str = "python3",
-    progress: bool = True,
-) -> Path:
-    """Execute the chapters in order with papermill and write the executed notebooks and a summary.
-
-    Each chapter runs in a fresh kernel in the notebooks folder with the parameters
-    ``profile``, ``dataset`` and ``run_dir`` (= ``out``) injected after its cell tagged
-    ``parameters``; the data and the cache are the repository's (``data/``), shared by all runs.
-    The run stops at the first failing chapter.
-
-    Parameters
-    ----------
-    profile, dataset : str
-        See :data:`PROFILES` and :data:`DATASETS`.
-    out : path-like, optional
-        The run folder OUT (default ``runs/<profile>-<dataset>`` under the repository root):
-        ``OUT/notebooks/NN_topic.ipynb`` (executed), ``OUT/notebooks/NN_topic.log`` (what the
-        kernel wrote to its own stderr: TensorFlow's C++ logs…), ``OUT/summary.md``, and what the
-        chapters write there (``model.keras``, ``metrics.json``, ``figures/``).
-    chapters : sequence of str, optional
-        Only these chapters, by number or name (``["00", "01_data"]``); default all.
-    write_back : bool
-        Copy each executed chapter, without papermill's injected cell and metadata, over its
-        source: how the committed outputs are regenerated (quick profile, synthetic data).
-    source : path-like, optional
-        The notebooks folder (default :func:`notebooks_dir`).
-    parameters : mapping, optional
-        More parameters to inject into every chapter (e.g. ``{"seed": 1}``).
-    kernel_name : str
-        Jupyter kernel (the project's environment registers ``python3``).
-    progress : bool
-        Print one line per chapter (and papermill's cell progress bar on a terminal).
-
-    Returns
-    -------
-    Path
-        OUT.
-
-    Raises
-    ------
-    CourseError
-        The first chapter that fails: the message names the chapter file, the cell (position in
-        the chapter and execution count), the error, and the executed notebook with the traceback.
-        The summary is written first, with the later chapters marked "not run".
-    ValueError, FileNotFoundError
-        Unknown profile, dataset or chapter; no notebooks folder.
-    """
-    import papermill
-
-    course_config(profile, dataset)  # validates the names
-    folder = (notebooks_dir() if source is None else Path(source)).resolve()
-    selected = select_chapters(list_chapters(folder), chapters)
-    root = find_root(folder)
-    out_dir = (root / "runs" / f"{profile}-{dataset}" if out is None else Path(out)).resolve()
-    executed_dir = out_dir / "notebooks"
-    executed_dir.mkdir(parents=True, exist_ok=True)
-    params = {"profile": profile, "dataset": dataset, "run_dir": str(out_dir), **dict(parameters or {})}
-    results = [ChapterResult(p.stem, "not run") for p in selected]
-    started = time.strftime("%Y-%m-%d %H:%M:%S")
-    t_start = time.perf_counter()
-    say = print if progress else (lambda *a, **k: None)
-    say(f"course run: profile {profile}, dataset {dataset}, {len(selected)} chapter(s) → {out_dir}", flush=True)
-    for number, (path, result) in enumerate(zip(selected, results), start=1):
-        executed = executed_dir / path.name
-        _forget_chapter(out_dir, path.stem)
-        say(f"[{number}/{len(selected)}] {path.name} …", flush=True)
-        t0 = time.perf_counter()
-        log = executed.with_suffix(".log")
-        log.unlink(missing_ok=True)
-        bar: bool | dict[str, Any] = False
-        if progress and sys.stdout.isatty():
-            bar = {"file": sys.stdout, "desc": path.stem, "leave": False}
-        try:
-            with _kernel_environment(), _stderr_to(log):
-                papermill.execute_notebook(
-                    str(path), str(executed), parameters=params, kernel_name=kernel_name,
-                    cwd=str(folder), progress_bar=bar, log_output=False,
-                    # C-level output (TensorFlow's C++ logs) goes to the log, not into the notebook
-                    extra_arguments=["--IPKernelApp.capture_fd_output=False"],
-                )
-        except Exception as error:  # noqa: BLE001 - every failure becomes one CourseError
-            result.status, result.seconds = "failed", time.perf_counter() - t0
-            failure = _failure(path, error, executed, log)
-            result.message = str(failure)
-            _write_summary(out_dir, results, profile=profile, dataset=dataset,
-                           total_s=time.perf_counter() - t_start, started=started)
-            say(f"[{number}/{len(selected)}] {path.name} failed after {_format_seconds(result.seconds)}", flush=True)
-            raise failure from None
-        result.status, result.seconds = "passed", time.perf_counter() - t0
-        if write_back:
-            import nbformat
-
-            _write_notebook(_clean_for_commit(nbformat.read(executed, as_version=4)), path)
-        say(f"[{number}/{len(selected)}] {path.name} done in {_format_seconds(result.seconds)}", flush=True)
-    summary = _write_summary(out_dir, results, profile=profile, dataset=dataset,
-                             total_s=time.perf_counter() - t_start, started=started)
-    say(f"all {len(selected)} chapter(s) passed in {_format_seconds(time.perf_counter() - t_start)}; "
-        f"summary: {summary}", flush=True)
-    return out_dir
-
-
-# ----------------------------------------------------------------------------- student copies
-
-
-def strip_solutions(source: str, *, where: str = "cell", markdown: bool = False) -> tuple[str, int]:
-    """Replace every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` block of a cell by a stub.
-
-    A code block becomes ``# YOUR CODE HERE`` and ``raise NotImplementedError(...)`` at the
-    indentation of the ``### BEGIN SOLUTION`` line; a markdown block becomes ``YOUR ANSWER HERE``.
-
-    Parameters
-    ----------
-    source : str
-        The cell's source.
-    where : str
-        Names the notebook and cell in error messages.
-    markdown : bool
-        The cell is a markdown cell.
-
-    Returns
-    -------
-    (str, int)
-        The new source and the number of blocks replaced.
-
-    Raises
-    ------
-    StudentCopyError
-        A BEGIN inside a block, an END without a BEGIN, or a BEGIN without an END.
-
-    Examples
-    --------
-    >>> text, n = strip_solutions("def f():\\n    ### BEGIN SOLUTION\\n    return 1\\n    ### END SOLUTION\\n")
-    >>> print(text)
-    def f():
-        # YOUR CODE HERE
-        raise NotImplementedError("Exercise: write your code here, then run the check cell below")
-    <BLANKLINE>
-    """
-    out: list[str] = []
-    begin_line: int | None = None
-    count = 0
-    for number, line in enumerate(source.splitlines(keepends=True), start=1):
-        stripped = line.strip()
-        if stripped.startswith(BEGIN_SOLUTION):
-            if begin_line is not None:
-                raise StudentCopyError(
-                    f"{where}: line {number}: '{BEGIN_SOLUTION}' inside the block opened at line "
-                    f"{begin_line} (missing '{END_SOLUTION}')"
-                )
-            begin_line, count = number, count + 1
-            indent = line[: len(line) - len(line.lstrip())]
-            if markdown:
-                out.append(f"{indent}YOUR ANSWER HERE\n")
-            else:
-                out.append(f"{indent}# YOUR CODE HERE\n")
-                out.append(f"{indent}{STUB_RAISE}\n")
-        elif stripped.startswith(END_SOLUTION):
-            if begin_line is None:
-                raise StudentCopyError(f"{where}: line {number}: '{END_SOLUTION}' without a '{BEGIN_SOLUTION}' before it")
-            begin_line = None
-        elif begin_line is None:
-            out.append(line)
-    if begin_line is not None:
-        raise StudentCopyError(f"{where}: line {begin_line}: '{BEGIN_SOLUTION}' has no '{END_SOLUTION}'")
-    return "".join(out), count
-
-
-def is_check_cell(cell: Any) -> bool:
-    """True for a code cell that calls ``exercises.…(…)`` or is tagged ``check``: an exercise's check cell."""
-    tags = cell.get("metadata", {}).get("tags", [])
-    return cell.cell_type == "code" and ("check" in tags or bool(_CHECK_CALL.search(cell.source)))
-
-
-def make_student_copies(out: str | os.PathLike[str], *, source: str | os.PathLike[str] | None = None) -> list[Path]:
-    """Write a student copy of every chapter: solutions replaced by stubs, exercise outputs cleared.
-
-    In each chapter, every ``### BEGIN SOLUTION`` … ``### END SOLUTION`` block (nbgrader's
-    markers) becomes ``# YOUR CODE HERE`` / ``raise NotImplementedError(...)`` (see
-    :func:`strip_solutions`); the outputs of the cells that held a solution and of the check cells
-    (cells calling ``exercises.…(…)`` or tagged ``check``) are cleared, since they show the
-    answers; every other cell is left exactly as it is.
-
-    Parameters
-    ----------
-    out : path-like
-        Folder for the copies (created); must not be the source folder.
-    source : path-like, optional
-        The notebooks folder (default :func:`notebooks_dir`).
-
-    Returns
-    -------
-    list of Path
-        The student notebooks, in chapter order.
-
-    Raises
-    ------
-    StudentCopyError
-        Unbalanced markers (the message names the notebook, the cell and the line); nothing is
-        written then.
-    ValueError
-        ``out`` is the source folder.
-    """
-    import nbformat
-
-    folder = (notebooks_dir() if source is None else Path(source)).resolve()
-    target = Path(out).resolve()
-    if target == folder:
-        raise ValueError(f"{target}: the student copies would overwrite the solutions; choose another --out")
-    copies = []
-    for path in list_chapters(folder):
-        nb = nbformat.read(path, as_version=4)
-        for position, cell in enumerate(nb.cells, start=1):
-            if cell.cell_type not in ("code", "markdown"):
-                continue
-            new, count = strip_solutions(cell.source, where=f"{path.name}, cell {position}",
-                                         markdown=cell.cell_type == "markdown")
-            if count:
-                cell.source = new
-            if cell.cell_type == "code" and (count or is_check_cell(cell)):
-                cell.outputs = []
-                cell.execution_count = None
-        copies.append((target / path.name, nb))
-    target.mkdir(parents=True, exist_ok=True)
-    written = []
-    for destination, nb in copies:
-        _write_notebook(nb, destination)
-        written.append(destination)
-    return written

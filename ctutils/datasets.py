@@ -39,6 +39,7 @@ __all__ = [
     "load_registry",
     "MASKS_FOLDER",
     "mask_path",
+    "scan_files",
     "SYNTHETIC_MARKER",
 ]
 
@@ -494,7 +495,8 @@ def is_scan_file(path: Path) -> bool:
     return not name.startswith(".") and name.lower().endswith(_SCAN_SUFFIXES) and path.is_file()
 
 
-def _scan_files(folder: Path) -> list[Path]:
+def scan_files(folder: Path) -> list[Path]:
+    """The scans of one folder (:func:`is_scan_file`: no hidden or partial files), sorted by name."""
     return sorted((p for p in folder.iterdir() if is_scan_file(p)), key=lambda p: p.name)
 
 
@@ -572,7 +574,7 @@ def list_scans(
                 f"{path}: class folder {folder!r} of dataset {spec.name!r} is missing "
                 f"(expected {', '.join(classes)} in {root})"
             )
-        files = _scan_files(path)
+        files = scan_files(path)
         if not files:
             raise DatasetError(f"{path}: class folder {folder!r} holds no .nii or .nii.gz scan")
         scans.extend(Scan(path=p, label=label, class_name=names[label], folder=folder) for p in files)

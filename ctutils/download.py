@@ -41,10 +41,10 @@ from ctutils.atomic import atomic_path
 from ctutils.datasets import (
     DatasetSpec,
     RemoteFile,
-    _scan_files,
     expected_layout,
     get_dataset,
     is_scan_file,
+    scan_files,
 )
 from ctutils.frontend import progress_bar
 
@@ -488,7 +488,7 @@ def _extract(archive: Path, remote: RemoteFile, dest: Path, *, preprocess_hint: 
         for junk in _SKIP_TOP_LEVEL:  # macOS resource forks, when the scans sat at the top
             if (source / junk).is_dir():
                 shutil.rmtree(source / junk)
-        n_scans = len(_scan_files(source))
+        n_scans = len(scan_files(source))
         if n_scans == 0:
             raise DownloadError(f"{archive}: holds no .nii or .nii.gz scan; nothing was extracted")
         if target.is_dir():
@@ -524,7 +524,7 @@ def _placed_by_hand(dest: Path, remote: RemoteFile, spec: DatasetSpec, preproces
     target = dest / remote.folder
     if not target.exists() or (target.is_dir() and not any(target.iterdir())):
         return False
-    n_scans = len(_scan_files(target)) if target.is_dir() else 0
+    n_scans = len(scan_files(target)) if target.is_dir() else 0
     expected = (spec.expected_counts or {}).get(remote.folder)
     if expected is not None and n_scans == expected:
         return True
@@ -537,7 +537,7 @@ def _placed_by_hand(dest: Path, remote: RemoteFile, spec: DatasetSpec, preproces
 
 
 def _layout_complete(dest: Path, spec: DatasetSpec) -> bool:
-    return all((dest / f).is_dir() and _scan_files(dest / f) for f in spec.class_folders)
+    return all((dest / f).is_dir() and scan_files(dest / f) for f in spec.class_folders)
 
 
 def download_dataset(

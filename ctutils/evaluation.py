@@ -48,8 +48,17 @@ _RANKING_METRICS = ("roc_auc", "average_precision")
 # --------------------------------------------------------------------------------------------
 # input checks
 # --------------------------------------------------------------------------------------------
-def _check_labels_probs(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(y_true int64 (N,), y_prob float64 (N,))`` or raise ``ValueError``."""
+def check_labels_probs(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate labels and probabilities: ``(y_true int64 (N,), y_prob float64 (N,))``.
+
+    Every metric here, and the plots of :mod:`ctutils.plotting`, check their input with it.
+
+    Raises
+    ------
+    ValueError
+        Not 1-D, different lengths, empty, labels other than 0 and 1, probabilities outside [0, 1]
+        or not finite; the message names the problem.
+    """
     yt = np.asarray(y_true)
     yp = np.asarray(y_prob, dtype=np.float64)
     if yt.ndim != 1 or yp.ndim != 1:
@@ -74,7 +83,8 @@ def _check_labels_probs(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarra
     return yt.astype(np.int64), yp
 
 
-def _check_threshold(threshold: float) -> float:
+def check_threshold(threshold: float) -> float:
+    """A decision threshold as a float in [0, 1], or ``ValueError`` naming it."""
     threshold = float(threshold)
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be in [0, 1], got {threshold}")
@@ -113,8 +123,8 @@ def binary_metrics(y_true: Any, y_prob: Any, *, threshold: float = 0.5) -> dict[
     >>> m["confusion_matrix"]
     [[1, 1], [1, 1]]
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
-    threshold = _check_threshold(threshold)
+    yt, yp = check_labels_probs(y_true, y_prob)
+    threshold = check_threshold(threshold)
     y_pred = (yp >= threshold).astype(np.int64)
     cm = skm.confusion_matrix(yt, y_pred, labels=[0, 1])
     tn, fp, fn, tp = (int(v) for v in cm.ravel())
@@ -252,8 +262,8 @@ def metrics_with_ci(
     >>> round(value, 3), low <= value <= high
     (0.667, True)
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
-    threshold = _check_threshold(threshold)
+    yt, yp = check_labels_probs(y_true, y_prob)
+    threshold = check_threshold(threshold)
     alpha = _check_alpha(alpha)
     unknown = [m for m in metrics if m not in METRIC_NAMES]
     if unknown:
@@ -324,7 +334,7 @@ def bootstrap_ci(
         )[metric]
     if not callable(metric):
         raise ValueError(f"metric must be a metric name or a callable, got {metric!r}")
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     alpha = _check_alpha(alpha)
     idx = _bootstrap_indices(yt, n_boot=n_boot, seed=seed, stratified=stratified)
     values = np.empty(idx.shape[0])
@@ -463,7 +473,7 @@ def choose_threshold(
     >>> choose_threshold([0, 0, 1, 0, 1, 1], [0.1, 0.3, 0.35, 0.4, 0.8, 0.9])  # J = 2/3 - 0
     0.8
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     if yt.min() == yt.max():
         raise ValueError("choose_threshold needs both classes in y_true")
     fpr, tpr, thresholds = skm.roc_curve(yt, yp, drop_intermediate=False)
@@ -481,6 +491,64 @@ def choose_threshold(
         ok = np.flatnonzero(tpr >= target - 1e-12)
         return float(thresholds[ok[0]])
     raise ValueError(f"unknown threshold method {method!r}; use 'youden' or 'sensitivity'")
+
+
+def compare_with_baseline(
+    model: Mapping[str, Any],
+    baseline: Mapping[str, Any],
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> dict[str, float] | None:
+    """Pair a model's scores with the one-feature baseline's, scan by scan, and compare their ROC-AUCs.
+
+    What ``python -m ctutils evaluate --baseline`` reports: the paired bootstrap of
+    :func:`compare_auc` with the model as ``a`` and the baseline as ``b``, on the same scans.
+
+    Parameters
+    ----------
+    model : mapping
+        :func:`evaluate_model`'s result, or any mapping with ``"y_true"``, ``"y_prob"`` and
+        ``"paths"`` (the scans, in the order of the scores), and optionally ``"split"`` and
+        ``"cache"`` (named in the error message).
+    baseline : mapping
+        :func:`ctutils.baseline.evaluate_baseline`'s result on the same split: ``"y_true"``,
+        ``"scores"``, ``"paths"``.
+    n_boot, seed, alpha
+        As :func:`compare_auc`.
+
+    Returns
+    -------
+    dict or None
+        :func:`compare_auc`'s ``auc_a`` (model), ``auc_b`` (baseline), ``diff``, ``low``, ``high``,
+        ``p_not_better``; None when the split holds one class only (no ROC-AUC to compare).
+
+    Raises
+    ------
+    ValueError
+        The two results list different scans, or the same scans in another order (pairing them
+        would compare one scan's model score with another scan's baseline score), or different labels.
+
+    Examples
+    --------
+    >>> m = {"y_true": [0, 0, 1, 1], "y_prob": [0.1, 0.2, 0.8, 0.9], "paths": ["a", "b", "c", "d"]}
+    >>> b = {"y_true": [0, 0, 1, 1], "scores": [0.3, 0.9, 0.2, 0.95], "paths": ["a", "b", "c", "d"]}
+    >>> compare_with_baseline(m, b, n_boot=200)["diff"]
+    0.5
+    >>> compare_with_baseline(m | {"y_true": [1, 1, 1, 1]}, b | {"y_true": [1, 1, 1, 1]}) is None
+    True
+    """
+    if list(model["paths"]) != list(baseline["paths"]):
+        where = f"{model['cache']}: " if model.get("cache") else ""
+        split = f" of split {model['split']!r}" if model.get("split") else ""
+        raise ValueError(f"{where}the model's and the baseline's scans{split} differ")
+    y_true = [int(v) for v in model["y_true"]]
+    if y_true != [int(v) for v in baseline["y_true"]]:
+        raise ValueError("the model's and the baseline's labels differ for the same scans")
+    if not 0 < sum(y_true) < len(y_true):
+        return None
+    return compare_auc(y_true, model["y_prob"], baseline["scores"], n_boot=n_boot, seed=seed, alpha=alpha)
 
 
 def calibration(
@@ -513,7 +581,7 @@ def calibration(
     >>> table["count"].tolist(), round(ece, 4)  # 2/4 * |0.5 - 0.3| + 2/4 * |1 - 0.85|
     ([2, 2], 0.175)
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     if int(n_bins) < 1:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     n_bins = int(n_bins)
@@ -597,7 +665,7 @@ def fit_temperature(y_true: Any, y_prob: Any) -> float:
     """
     from scipy.optimize import minimize_scalar
 
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     z = _logits(yp)
     if not np.any(z):
         return 1.0
@@ -665,8 +733,8 @@ def most_confident_mistakes(
     >>> most_confident_mistakes([0, 0, 1, 1], [0.9, 0.6, 0.05, 0.8], k=2).tolist()
     [2, 0]
     """
-    yt, yp = _check_labels_probs(y_true, y_prob)
-    threshold = _check_threshold(threshold)
+    yt, yp = check_labels_probs(y_true, y_prob)
+    threshold = check_threshold(threshold)
     if int(k) < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     pred = (yp >= threshold).astype(np.int64)
@@ -899,11 +967,11 @@ def evaluate_model(
         probability), ``y_true``, ``y_prob``, ``paths``.
     """
     from ctutils.cache import open_cache
-    from ctutils.predict import PREPROCESS_JSON, load_model, model_input_shape
-    from ctutils.training import read_preprocess_json
+    from ctutils.predict import load_model, model_input_shape
+    from ctutils.runs import PREPROCESS_FILE, check_model_input, read_preprocess_json
 
     cache = open_cache(cache_dir)
-    json_path = Path(model_path).parent / PREPROCESS_JSON
+    json_path = Path(model_path).parent / PREPROCESS_FILE
     if json_path.is_file():
         trained_config, _, _ = read_preprocess_json(model_path)
         if trained_config != cache.config:
@@ -912,14 +980,8 @@ def evaluate_model(
                 f"but the cache {cache_dir} was built with {cache.config.to_dict()}"
             )
     model = load_model(model_path)
-    expected = tuple(int(s) for s in cache.config.shape) + (1,)
-    got = model_input_shape(model)
-    if got != expected:
-        raise ValueError(
-            f"{model_path}: model expects input {got} but the cache {cache_dir} holds volumes "
-            f"of shape {expected[:-1]} (+ channel); evaluate with a cache built with the model's "
-            f"preprocessing"
-        )
+    check_model_input(model_input_shape(model), cache.config.shape, model_path=model_path, source=f"the cache {cache_dir}",
+                      advice="evaluate with a cache built with the model's preprocessing")
 
     thr, method = _resolve_threshold(
         threshold, model, cache, target_sensitivity=target_sensitivity, batch_size=batch_size
@@ -961,7 +1023,7 @@ def _resolve_threshold(
             )
         yv, pv = predict_cache(model, cache, "val", batch_size=batch_size)
         return choose_threshold(yv, pv, method=choices[threshold], target=target_sensitivity), threshold
-    return _check_threshold(threshold), "fixed"
+    return check_threshold(threshold), "fixed"
 
 
 def _json_number(v: float | None) -> float | None:

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from ctutils.atomic import atomic_path
+from ctutils.atomic import write_json
+from ctutils.runs import SCORES_FILE  # written into each run folder by seed_study()
 
 __all__ = [
     "RESULTS_FILE",
@@ -43,8 +44,6 @@ __all__ = [
     "seeds_table",
 ]
 
-#: Written into each run folder by :func:`seed_study`.
-SCORES_FILE = "seed_scores.json"
 #: The measured comparisons of docs/experiments.md (made by ``docs/experiments.py``), relative to the root.
 RESULTS_FILE = "docs/experiments.json"
 
@@ -103,8 +102,7 @@ def _read_seconds(run: Path) -> float | None:
 
 
 def _write_scores(run: Path, data: Mapping[str, Any]) -> None:
-    with atomic_path(run / SCORES_FILE) as tmp:
-        Path(tmp).write_text(json.dumps(data, indent=2) + "\n")
+    write_json(run / SCORES_FILE, data)
 
 
 def seed_study(

@@ -10,7 +10,7 @@ asking the learner:
   ``JPY_SESSION_NAME`` in the environment of the kernels it starts) or in Colab; False under
   papermill and nbval, which start their kernels themselves, and outside a kernel. The environment
   variable ``CTUTILS_WIDGETS`` (``1`` or ``0``) overrides the detection; the batch runner
-  (:func:`ctutils.course.run_course`) sets it to ``0``.
+  (:func:`ctutils.runner.run_course`) sets it to ``0``.
 - :func:`progress_bar`: a tqdm widget in a live notebook, a text bar on stderr in a terminal, and
   no bar at all in a notebook run in batch.
 - :func:`display_path`: a path as the course prints it, relative to the repository root, so that

@@ -202,10 +202,10 @@ def build_resnet3d_small(
     * parameters: 898,929 vs 1,352,897 (no 512-unit dense layer; the width goes into
       the deepest convolutions instead);
     * compute: about 3.5 vs 16 GMAC per volume forward (the reference spends most of it in
-      the second 64 -> 64 convolution at 61 x 61 x 29), but on CPU the full-resolution
-      batch norm and ReLU of the stem eat much of that gain: one Adam step of batch 2
-      took 0.8-0.9 s vs 1.1-1.2 s for the reference (2-core CPU, TF 2.21, best of 6);
-      peak memory 1.9 vs 2.3 GB;
+      the second 64 -> 64 convolution at 61 x 61 x 29), but on a 2-core CPU the
+      full-resolution batch norm and ReLU of the stem eat much of that gain, in time per
+      training step and in peak memory (measured once: docs/measurements.md; side by side
+      with the reference: BENCHMARKS.md);
     * receptive field: 96 vs 46 voxels per axis along the main path, so deep features see
       most of a lung rather than a 46-voxel patch;
     * residual shortcuts and batch normalisation after every convolution make it train

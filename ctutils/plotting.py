@@ -719,9 +719,9 @@ def plot_pr(
     """
     from sklearn.metrics import PrecisionRecallDisplay
 
-    from ctutils.evaluation import _check_labels_probs
+    from ctutils.evaluation import check_labels_probs
 
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     fig, ax = _axes_or_new(ax)
     PrecisionRecallDisplay.from_predictions(yt, yp, ax=ax, name=label, plot_chance_level=not ax.lines)
     ax.set_xlabel("recall (sensitivity)")
@@ -763,10 +763,10 @@ def plot_confusion(
     """
     from sklearn.metrics import ConfusionMatrixDisplay, confusion_matrix
 
-    from ctutils.evaluation import _check_labels_probs, _check_threshold
+    from ctutils.evaluation import check_labels_probs, check_threshold
 
-    yt, yp = _check_labels_probs(y_true, y_prob)
-    threshold = _check_threshold(threshold)
+    yt, yp = check_labels_probs(y_true, y_prob)
+    threshold = check_threshold(threshold)
     cm = confusion_matrix(yt, (yp >= threshold).astype(int), labels=[0, 1], normalize=normalize)
     fig, ax = _axes_or_new(ax, 3.6, 3.2)
     ConfusionMatrixDisplay(cm, display_labels=list(class_names)).plot(
@@ -856,9 +856,9 @@ def mistakes_gallery(
         One axes per shown scan, titled with the truth and P(abnormal) (and its caption); a
         single axes saying so when there is no mistake.
     """
-    from ctutils.evaluation import _check_labels_probs, most_confident_mistakes
+    from ctutils.evaluation import check_labels_probs, most_confident_mistakes
 
-    yt, yp = _check_labels_probs(y_true, y_prob)
+    yt, yp = check_labels_probs(y_true, y_prob)
     if len(volumes) != yt.size:
         raise ValueError(f"got {len(volumes)} volumes for {yt.size} labels")
     if captions is not None and (isinstance(captions, str) or len(captions) != yt.size):

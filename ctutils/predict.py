@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ctutils.preprocess import PreprocessConfig
+from ctutils.runs import PREPROCESS_FILE, check_model_input, read_preprocess_json
 
 __all__ = [
     "PREPROCESS_JSON",
@@ -43,8 +42,8 @@ __all__ = [
 ]
 
 #: Name of the preprocessing record written beside ``model.keras`` by :mod:`ctutils.training`
-#: (read with :func:`ctutils.training.read_preprocess_json`).
-PREPROCESS_JSON = "preprocess.json"
+#: (read with :func:`ctutils.runs.read_preprocess_json`); its home is :data:`ctutils.runs.PREPROCESS_FILE`.
+PREPROCESS_JSON = PREPROCESS_FILE
 
 
 class PredictionError(ValueError):
@@ -105,22 +104,6 @@ def model_input_shape(model: Any) -> tuple[int | None, ...]:
     return tuple(shape[1:])
 
 
-def _check_shapes(
-    model: Any, config: PreprocessConfig, *, model_path: Path, json_path: Path
-) -> None:
-    expected = tuple(config.shape) + (1,)
-    got = model_input_shape(model)
-    if got != expected:
-        raise PredictionError(
-            f"{model_path}: model expects input {_shape_text(got)} but preprocessing in "
-            f"{json_path} gives {_shape_text(expected)}; use the preprocess.json saved with this model"
-        )
-
-
-def _shape_text(shape: Sequence[int | None]) -> str:
-    return " x ".join("?" if s is None else str(s) for s in shape)
-
-
 def predict_scan(
     path: str | os.PathLike[str],
     *,
@@ -155,7 +138,6 @@ def predict_scan(
         preprocessing's output shape.
     """
     from ctutils.preprocess import preprocess_file
-    from ctutils.training import read_preprocess_json
 
     model_path = Path(model_path)
     json_path = model_path.parent / PREPROCESS_JSON
@@ -167,7 +149,9 @@ def predict_scan(
         raise PredictionError(f"{json_path}: expected 2 class names, got {list(class_names)}")
     if model is None:
         model = load_model(model_path)
-    _check_shapes(model, config, model_path=model_path, json_path=json_path)
+    check_model_input(model_input_shape(model), config.shape, model_path=model_path,
+                      source=f"preprocessing in {json_path}", advice="use the preprocess.json saved with this model",
+                      error=PredictionError)
     array, _volume = preprocess_file(path, config=config)
     x = np.asarray(array, dtype=np.float32)[np.newaxis, ..., np.newaxis]
     out = np.asarray(model(x, training=False), dtype=np.float64)

@@ -36,7 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from ctutils.atomic import atomic_path, remove_stale_partials
+from ctutils.atomic import atomic_path, remove_stale_partials, write_json
+from ctutils.machine import available_cores
 from ctutils.datasets import MASKS_FOLDER, SYNTHETIC_MARKER, mask_path
 from ctutils.phantoms import GRADE_RANGES, PHANTOM_VERSION, make_phantom
 
@@ -319,19 +320,13 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(_jsonable(payload), indent=1) + "\n")
-
-
 def _run(todo: list[PlannedStudy], seed: int, size: int, workers: int | None, progress: bool,
          done: dict[Path, dict[str, Any]], marker: bool = False) -> None:
     """Generate ``todo`` in ``workers`` processes, recording each finished study in ``done``."""
     from ctutils.frontend import progress_bar
 
     if workers is None:
-        workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (
-            os.cpu_count() or 1)
+        workers = available_cores()
     workers = max(1, min(workers, len(todo)))
     with progress_bar(total=len(todo), desc=f"phantoms {size}px", unit="study",
                       disable=not progress) as bar:
@@ -457,8 +452,8 @@ def generate_dataset(
                     "mask": s.mask.relative_to(root) if s.mask else None,
                     "marker": bool(shortcut_marker and s.label == 1)}
                    for s in plan if s.path in done]
-        _write_json(root / SYNTHETIC_MARKER, {**params, "complete": complete,
-                                            "grade_ranges": GRADE_RANGES, "studies": studies})
+        write_json(root / SYNTHETIC_MARKER, _jsonable({**params, "complete": complete,
+                                                       "grade_ranges": GRADE_RANGES, "studies": studies}), indent=1)
 
     record(False)  # from here on the folder is ours, even if this run is interrupted
     try:

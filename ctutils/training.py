@@ -2,7 +2,7 @@
 
 :func:`train` builds a model of :data:`ctutils.models.MODELS` for the cache's input shape,
 fits it on split ``"train"`` with validation on ``"val"`` following a :data:`RECIPES` entry,
-and writes a run folder::
+and writes a run folder (file names: :mod:`ctutils.runs`)::
 
     RUN/model.keras         best weights so far (by the recipe's checkpoint monitor)
     RUN/last.keras          weights + optimizer state after the last completed epoch
@@ -21,10 +21,9 @@ early-stopping and learning-rate-plateau counters and the history restored.
 Reproducibility: :func:`train` calls ``keras.utils.set_random_seed(seed)`` and, by default on
 CPU, ``tf.config.experimental.enable_op_determinism()``, so two runs with the same seed on the
 same machine and versions give the same history. Op determinism is process-wide and cannot be
-switched off again. On CPU its cost was within measurement noise (one reference training step
-of batch 2 at 128 x 128 x 64: 1.1-1.3 s with and without it on 2 cores); on a GPU it restricts
-cuDNN and XLA to deterministic, often slower, kernels, so it is off there unless
-``deterministic=True``. A resumed run restarts the data order from the first epoch's
+switched off again. On CPU it is on by default because its cost there was within measurement
+noise (docs/measurements.md); on a GPU it restricts cuDNN and XLA to deterministic, often slower,
+kernels, so it is off there unless ``deterministic=True``. A resumed run restarts the data order from the first epoch's
 stream, so it is not bit-identical to an uninterrupted run.
 
 On a GPU, :func:`train` switches on mixed precision (``mixed_float16``; the output layer stays
@@ -49,31 +48,34 @@ from typing import Any
 
 import numpy as np
 
-from ctutils.atomic import atomic_path
+from ctutils.atomic import atomic_path, write_json
 from ctutils.augment import AugmentConfig
 from ctutils.cache import Cache, open_cache
 from ctutils.models import MODELS, build_model, load_model_safely
 from ctutils.pipeline import class_weights, make_dataset
-from ctutils.preprocess import PreprocessConfig
+from ctutils.runs import (
+    CONFIG_FILE,
+    HISTORY_CSV,
+    HISTORY_JSON,
+    LAST_FILE,
+    LOG_DIR,
+    MODEL_FILE,
+    PREPROCESS_FILE,
+    STATE_FILE,
+    read_preprocess_json,  # its home is ctutils.runs (no TensorFlow); kept importable from here
+)
 from ctutils.tfimport import keras, tf
 
 __all__ = [
     "RECIPES",
     "Recipe",
     "TrainResult",
+    "compile_model",
     "read_preprocess_json",
     "save_model_atomic",
     "train",
 ]
 
-MODEL_FILE = "model.keras"
-LAST_FILE = "last.keras"
-STATE_FILE = "state.json"
-HISTORY_CSV = "history.csv"
-HISTORY_JSON = "history.json"
-PREPROCESS_FILE = "preprocess.json"
-CONFIG_FILE = "train_config.json"
-LOG_DIR = "logs"
 
 # Arguments that must match to continue an existing run.
 _RESUME_KEYS = ("model", "model_kwargs", "recipe", "batch_size", "seed", "augment", "input_shape", "cache_key")
@@ -152,8 +154,8 @@ class Recipe:
 #: balanced class weights, best checkpoint and EarlyStopping(patience 12, best weights restored)
 #: on val_loss, the default AugmentConfig (rotation, flip, zoom, intensity, noise), batch 4.
 #: Why val_loss and not val_auc: on the small validation splits of a course (12–30 scans) the AUC
-#: moves in coarse steps and ties often, so "the best val_auc" picks a lucky early epoch (measured:
-#: epoch 3 of 15, test AUC 0.31); the loss is smooth and picks a trained model.
+#: moves in coarse steps and ties often, so "the best val_auc" can pick a lucky early, untrained epoch
+#: (one such case is in docs/measurements.md); the loss is smooth and picks a trained model.
 RECIPES: dict[str, Recipe] = {
     "reference": Recipe(
         name="reference",
@@ -256,11 +258,6 @@ def save_model_atomic(model: keras.Model, path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _write_json(path: Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n")
-
-
 def _write_history(run: Path, history: Mapping[str, list[Any]]) -> None:
     keys = ["epoch"] + sorted(k for k in history if k != "epoch")
     with atomic_path(run / HISTORY_CSV) as tmp:
@@ -269,7 +266,7 @@ def _write_history(run: Path, history: Mapping[str, list[Any]]) -> None:
             writer.writerow(keys)
             for row in zip(*(history[k] for k in keys)):
                 writer.writerow(["" if v is None else v for v in row])
-    _write_json(run / HISTORY_JSON, {k: list(history[k]) for k in keys})
+    write_json(run / HISTORY_JSON, {k: list(history[k]) for k in keys})
 
 
 def _sha256(path: Path) -> str:
@@ -286,47 +283,6 @@ def _json_float(value: Any) -> float | None:
         return None
     value = float(np.asarray(value))
     return value if math.isfinite(value) else None
-
-
-def read_preprocess_json(path: str | os.PathLike[str]) -> tuple[PreprocessConfig, tuple[str, ...], tuple[int, ...]]:
-    """Read ``RUN/preprocess.json`` (given the run folder, the file or ``RUN/model.keras``).
-
-    Parameters
-    ----------
-    path : path-like
-        The run folder, ``preprocess.json`` itself, or a model file beside it.
-
-    Returns
-    -------
-    config : PreprocessConfig
-        The preprocessing the model was trained with.
-    class_names : tuple of str
-        Name of label k at position k, e.g. ``("normal", "abnormal")``.
-    input_shape : tuple of int
-        ``(X, Y, Z, 1)`` the model expects.
-
-    Raises
-    ------
-    ValueError
-        Naming the file, if it is missing or not a valid description.
-    """
-    path = Path(path)
-    if path.is_dir():
-        path = path / PREPROCESS_FILE
-    elif path.name != PREPROCESS_FILE:
-        path = path.with_name(PREPROCESS_FILE)
-    if not path.is_file():
-        raise ValueError(f"{path}: missing; the preprocessing of the model is unknown (train writes it next to model.keras)")
-    try:
-        data = json.loads(path.read_text())
-        config = PreprocessConfig.from_dict(data)
-        class_names = tuple(str(c) for c in data["class_names"])
-        input_shape = tuple(int(n) for n in data["input_shape"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{path}: not a valid preprocessing description ({exc})") from exc
-    if input_shape[:3] != config.shape:
-        raise ValueError(f"{path}: input_shape {input_shape} does not match the preprocessing shape {config.shape}")
-    return config, class_names, input_shape
 
 
 # ----------------------------------------------------------------------------- callbacks
@@ -431,7 +387,7 @@ class _RunRecorder(keras.callbacks.Callback):
         save_model_atomic(self.model, self.run / LAST_FILE)
         _write_history(self.run, self.history)
         stopped = self.early_stopping.stopped_epoch > 0
-        _write_json(self.run / STATE_FILE, self.state(epochs_done=number, finished=stopped, stop_reason="early_stopping" if stopped else None))
+        write_json(self.run / STATE_FILE, self.state(epochs_done=number, finished=stopped, stop_reason="early_stopping" if stopped else None))
 
     def state(self, *, epochs_done: int, finished: bool, stop_reason: str | None) -> dict[str, Any]:
         last = self.run / LAST_FILE
@@ -471,7 +427,14 @@ def _open_training_cache(cache_dir: str | os.PathLike[str]) -> Cache:
     return cache
 
 
-def _compile(model: keras.Model, recipe: Recipe, *, jit_compile: bool) -> None:
+def compile_model(model: keras.Model, recipe: Recipe, *, jit_compile: bool) -> None:
+    """Compile ``model`` as ``recipe`` says: Adam (with the recipe's decay), binary cross-entropy, its metrics.
+
+    Raises
+    ------
+    ValueError
+        The recipe names a metric other than ``"acc"`` and ``"auc"``.
+    """
     if recipe.lr_decay:
         learning_rate: Any = keras.optimizers.schedules.ExponentialDecay(
             recipe.learning_rate, decay_steps=recipe.decay_steps, decay_rate=recipe.decay_rate, staircase=True
@@ -492,6 +455,10 @@ def _compile(model: keras.Model, recipe: Recipe, *, jit_compile: bool) -> None:
         metrics=metrics,
         jit_compile=jit_compile,
     )
+
+
+#: The name benchmarks/run.py imports (kept until it uses :func:`compile_model`).
+_compile = compile_model
 
 
 def _versions() -> dict[str, str]:
@@ -745,7 +712,7 @@ def _build_or_load(plan: _Plan, cache: Cache, run: Path, *, resume_state: Mappin
             net.jit_compile = on_gpu
         else:
             net = build_model(plan.model, (*cache.config.shape, 1), **plan.model_kwargs)
-            _compile(net, plan.recipe, jit_compile=on_gpu)
+            compile_model(net, plan.recipe, jit_compile=on_gpu)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
     return net
@@ -775,11 +742,11 @@ def _write_run_config(
 ) -> None:
     """Write ``preprocess.json`` and ``train_config.json``."""
     on_gpu = bool(gpus)
-    _write_json(
+    write_json(
         run / PREPROCESS_FILE,
         {**cache.config.to_dict(), "class_names": list(cache.class_names), "input_shape": [*cache.config.shape, 1]},
     )
-    _write_json(
+    write_json(
         run / CONFIG_FILE,
         {
             "settings": dict(settings),
@@ -883,5 +850,5 @@ def _finish(run: Path, plan: _Plan, recorder: _RunRecorder, early: keras.callbac
         raise RuntimeError(f"{run}: no epoch gave a finite {plan.recipe.checkpoint_monitor}; training diverged, no model.keras written")
     reason = "early_stopping" if stopped else ("epochs" if done >= plan.epochs else None)
     final = recorder.state(epochs_done=done, finished=stopped, stop_reason=reason)
-    _write_json(run / STATE_FILE, final)
+    write_json(run / STATE_FILE, final)
     return _result(run, final, initial_epoch=initial_epoch)

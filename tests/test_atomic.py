@@ -139,3 +139,27 @@ def test_remove_stale_partials_keeps_files_of_processes_it_may_not_signal(tmp_pa
     monkeypatch.setattr(os, "kill", refuse)
     assert remove_stale_partials(tmp_path) == []
     assert path.exists()
+
+
+def test_write_json_is_standard_utf8_json_with_a_final_newline(tmp_path):
+    import json
+
+    from ctutils.atomic import write_json
+
+    path = write_json(tmp_path / "sub" / "a.json", {"name": "Grad-CAM · 95 %", "n": [1, 2]})
+    text = path.read_text(encoding="utf-8")
+    assert text.endswith("}\n") and "Grad-CAM · 95 %" in text and json.loads(text)["n"] == [1, 2]
+    with pytest.raises(ValueError):
+        write_json(path, {"loss": float("nan")})
+    assert json.loads(path.read_text(encoding="utf-8"))["n"] == [1, 2]  # the old file is untouched
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".partial-")]
+
+
+def test_write_notebook(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from ctutils.atomic import write_notebook
+
+    path = write_notebook(new_notebook(cells=[new_code_cell("x = 1")]), tmp_path / "nb.ipynb")
+    assert nbformat.read(path, as_version=4).cells[0].source == "x = 1"

@@ -254,6 +254,30 @@ def test_dataset_features_on_a_tiny_generated_dataset(tmp_path):
         dataset_features(tmp_path / "CT-0", workers=1, progress=False)
 
 
+
+def test_dataset_features_lists_scans_as_datasets_does(tmp_path):
+    """Hidden half-written files are skipped; a non-binary label mapping is refused."""
+    generate_dataset(tmp_path, normal=2, abnormal=2, seed=0, size=64, workers=1, progress=False, layout="full")
+    first = sorted((tmp_path / "CT-0").glob("*.nii.gz"))[0]
+    (tmp_path / "CT-0" / f".partial-1-{first.name}").write_bytes(b"half a file")
+    features, labels, paths = dataset_features(tmp_path, workers=1, progress=False)
+    assert len(paths) == 4 and not any(p.name.startswith(".") for p in paths)
+    assert labels.tolist() == [0, 0, 1, 1]
+    with pytest.raises(ValueError, match="binary label mapping"):
+        dataset_features(tmp_path, workers=1, progress=False, mapping="severity")
+
+
+def test_cli_baseline(tmp_path, capsys):
+    from ctutils.cli import main
+
+    generate_dataset(tmp_path, normal=4, abnormal=4, seed=0, size=64, workers=1, progress=False)
+    assert main(["baseline", str(tmp_path), "--workers", "1", "--repeats", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "class 0: n=4" in out and "class 1: n=4" in out
+    assert "seed 0: threshold" in out and "3 random 70/30 splits" in out
+    assert main(["baseline", str(tmp_path / "missing")]) == 2
+
+
 def _toy_cache(root):
     """12 toy chests in a cache, 8 train + 4 test; abnormal ones have 2 + k // 2 GGO voxels per slice."""
     from ctutils.cache import write_cache

@@ -13,6 +13,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from ctutils import classroom, course, exercises
+from ctutils.student import STUB_RAISE, is_check_cell
 from ctutils.cli import main
 from ctutils.classroom import PATH_NOTE, NbgraderMetadataError, nbgrader_metadata, nbgrader_problems
 
@@ -161,7 +162,7 @@ def test_grade_ids_are_unique_across_chapters_and_checks_are_worth_points() -> N
                 checks += bool(info["grade"] and not info["solution"])
                 assert info["grade_id"].startswith(classroom.grade_id_prefix(path.name) + "_")
     assert len(ids) == len(set(ids))
-    assert checks == sum(course.is_check_cell(c) for p in CHAPTERS for c in nbformat.read(p, as_version=4).cells)
+    assert checks == sum(is_check_cell(c) for p in CHAPTERS for c in nbformat.read(p, as_version=4).cells)
 
 
 def test_tag_command_writes_once_then_has_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -221,7 +222,7 @@ def test_config_sets_what_nbgrader_reads(tmp_path: Path, monkeypatch: pytest.Mon
     assert CourseDirectory(config=config).course_id == "ct3d-2026"
     execute = Execute(config=config)
     assert (execute.timeout, execute.kernel_name) == (1800, "python3")
-    assert ClearSolutions(config=config).code_stub["python"] == f"# YOUR CODE HERE\n{course.STUB_RAISE}"
+    assert ClearSolutions(config=config).code_stub["python"] == f"# YOUR CODE HERE\n{STUB_RAISE}"
     assert ClearOutput(config=config).enabled is False
     with pytest.raises(ValueError, match="course id 'my course'"):
         classroom.nbgrader_config_text(root=ROOT, course_id="my course")
@@ -254,7 +255,7 @@ def submit(release: Path, destination: Path, answers: dict[str, str]) -> None:
     for cell in nb.cells:
         body = answers.get(cell.metadata.get("nbgrader", {}).get("grade_id"))
         if body is not None:
-            stub = f"    # YOUR CODE HERE\n    {course.STUB_RAISE}"
+            stub = f"    # YOUR CODE HERE\n    {STUB_RAISE}"
             assert stub in cell.source
             cell.source = cell.source.replace(stub, f"    {body}")
     destination.parent.mkdir(parents=True)
@@ -272,7 +273,7 @@ def test_nbgrader_releases_every_chapter_and_autogrades_one(tmp_path: Path) -> N
     for path in CHAPTERS:
         nbgrader(out, "generate_assignment", path.stem)
         released = (out / "release" / path.stem / path.name).read_text()
-        assert "BEGIN SOLUTION" not in released and course.STUB_RAISE.replace('"', '\\"') in released
+        assert "BEGIN SOLUTION" not in released and STUB_RAISE.replace('"', '\\"') in released
 
     name = f"{GRADED}.ipynb"
     release = out / "release" / GRADED / name
@@ -302,7 +303,7 @@ def test_nbgrader_releases_every_chapter_and_autogrades_one(tmp_path: Path) -> N
         if grade_id in hints:
             text = outputs_text(cell)
             assert hints[grade_id] in text and "CheckFailed" in text, text
-            assert "exercises.py" not in text  # one line, no traceback through ctutils
+            assert "ctutils/exercises" not in text  # one line, no traceback through ctutils
         assert "Traceback" not in outputs_text(cell) and "CellTimeoutError" not in outputs_text(cell)
     metrics = json.loads((ROOT / "runs" / "quick-synthetic" / "metrics.json").read_text())
     quick = course.PROFILES["quick"]

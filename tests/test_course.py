@@ -1,47 +1,15 @@
-"""ctutils.course: profiles and paths, metrics, student copies, and the papermill runner on tiny fake chapters."""
+"""ctutils.course: profiles and paths, metrics, chapters, artefacts."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from nbfake import fake_repo
 from ctutils import course
-from ctutils.course import CourseError, StudentCopyError
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def fake_repo(tmp_path: Path) -> Path:
-    """A folder that looks like a checkout of the course: pyproject.toml, ctutils/, notebooks/."""
-    root = tmp_path / "repo"
-    (root / "ctutils").mkdir(parents=True)
-    (root / "notebooks").mkdir()
-    (root / "pyproject.toml").write_text("[project]\nname = 'ctutils'\n")
-    return root
-
-
-def write_nb(path: Path, cells: list) -> Path:
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
-
-
-def code(source: str, *, outputs: list | None = None, tags: list[str] | None = None, count: int | None = None):
-    cell = new_code_cell(source, execution_count=count)
-    cell.outputs = outputs or []
-    if tags:
-        cell.metadata["tags"] = tags
-    return cell
-
-
-def stdout(text: str):
-    return new_output("stream", name="stdout", text=text)
 
 
 # ----------------------------------------------------------------------------- profiles and paths
@@ -171,24 +139,6 @@ def test_record_and_save_figure_need_a_chapter(tmp_path: Path) -> None:
         named.save_figure(object(), "a b")
 
 
-def test_colab_url_and_fork(tmp_path: Path) -> None:
-    assert course.colab_url("03_augmentation.ipynb", repo="me/fork") == (
-        "https://colab.research.google.com/github/me/fork/blob/main/notebooks/03_augmentation.ipynb"
-    )
-    folder = tmp_path / "nb"
-    folder.mkdir()
-    badge = course.colab_badge("00_setup.ipynb")
-    setup = f'REPO = "{course.COLAB_REPO}"\nprint(REPO)'
-    write_nb(folder / "00_setup.ipynb", [new_markdown_cell(badge), code(setup), code("x = 1")])
-    write_nb(folder / "01_data.ipynb", [code("y = 2")])
-    assert course.set_colab_repo("me/fork", source=folder) == [folder / "00_setup.ipynb"]
-    cells = nbformat.read(folder / "00_setup.ipynb", as_version=4).cells
-    assert "github/me/fork/blob/main/notebooks/00_setup.ipynb" in cells[0].source
-    assert 'REPO = "me/fork"' in cells[1].source
-    with pytest.raises(ValueError, match="expected 'owner/name'"):
-        course.set_colab_repo("not a repo", source=folder)
-
-
 def test_list_chapters_ignores_other_files(tmp_path: Path) -> None:
     for name in ("01_data.ipynb", "00_setup.ipynb", "scratch.ipynb", "README.md", "1_bad.ipynb"):
         (tmp_path / name).write_text("{}")
@@ -201,199 +151,6 @@ def test_list_chapters_ignores_other_files(tmp_path: Path) -> None:
 
 
 # ----------------------------------------------------------------------------- student copies
-
-
-def test_strip_solutions_keeps_indentation_and_the_rest() -> None:
-    source = (
-        "def f(x):\n"
-        "    '''Doc.'''\n"
-        "    ### BEGIN SOLUTION\n"
-        "    y = x + 1\n"
-        "    return y\n"
-        "    ### END SOLUTION\n"
-        "\n"
-        "### BEGIN SOLUTION\n"
-        "answer = 42\n"
-        "### END SOLUTION\n"
-        "print('after')"
-    )
-    new, count = course.strip_solutions(source)
-    assert count == 2
-    message = 'raise NotImplementedError("Exercise: write your code here, then run the check cell below")'
-    assert new == (
-        "def f(x):\n"
-        "    '''Doc.'''\n"
-        "    # YOUR CODE HERE\n"
-        f"    {message}\n"
-        "\n"
-        "# YOUR CODE HERE\n"
-        f"{message}\n"
-        "print('after')"
-    )
-
-
-def test_strip_solutions_in_markdown() -> None:
-    new, count = course.strip_solutions("Answer:\n### BEGIN SOLUTION\nIt is 42.\n### END SOLUTION\n", markdown=True)
-    assert (new, count) == ("Answer:\nYOUR ANSWER HERE\n", 1)
-
-
-@pytest.mark.parametrize(
-    ("source", "match"),
-    [
-        ("a = 1\n### BEGIN SOLUTION\nb = 2\n", r"nb.ipynb, cell 4: line 2: '### BEGIN SOLUTION' has no '### END SOLUTION'"),
-        ("a = 1\n### END SOLUTION\n", r"nb.ipynb, cell 4: line 2: '### END SOLUTION' without a '### BEGIN SOLUTION'"),
-        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n",
-         r"nb.ipynb, cell 4: line 2: '### BEGIN SOLUTION' inside the block opened at line 1"),
-    ],
-)
-def test_unbalanced_markers(source: str, match: str) -> None:
-    with pytest.raises(StudentCopyError, match=match):
-        course.strip_solutions(source, where="nb.ipynb, cell 4")
-
-
-def _chapter_with_exercises(path: Path) -> Path:
-    cells = [
-        new_markdown_cell("# 00 · A chapter\nSome *text*."),
-        code("import math\nprint(math.pi)", outputs=[stdout("3.14\n")], count=1, tags=["setup"]),
-        code("profile = 'quick'", tags=["parameters"], count=2),
-        new_markdown_cell("### Exercise 1\nWrite `double`."),
-        code("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x  # SECRET-1\n    ### END SOLUTION",
-             outputs=[stdout("defined\n")], count=3),
-        code("exercises.check_double(double);", outputs=[stdout("✅ Correct: doubles\n")], count=4),
-        new_markdown_cell("Why? \n### BEGIN SOLUTION\nBecause SECRET-2.\n### END SOLUTION"),
-        code("print('kept')", outputs=[stdout("kept\n")], count=5),
-        code("ok = my_check()", outputs=[stdout("✅ tagged\n")], count=6, tags=["check"]),
-    ]
-    return write_nb(path, cells)
-
-
-def test_student_copies(tmp_path: Path) -> None:
-    source = tmp_path / "notebooks"
-    source.mkdir()
-    _chapter_with_exercises(source / "00_a.ipynb")
-    write_nb(source / "01_b.ipynb", [code("x = 1", outputs=[stdout("x\n")], count=1)])
-    (source / "scratch.ipynb").write_text("not a chapter")
-    written = course.make_student_copies(tmp_path / "student", source=source)
-    assert written == [tmp_path / "student" / "00_a.ipynb", tmp_path / "student" / "01_b.ipynb"]
-
-    original = nbformat.read(source / "00_a.ipynb", as_version=4)
-    student = nbformat.read(written[0], as_version=4)
-    raw = written[0].read_text()
-    assert "SECRET" not in raw and "BEGIN SOLUTION" not in raw and "END SOLUTION" not in raw
-    assert student.cells[4].source == (
-        "def double(x):\n    # YOUR CODE HERE\n"
-        '    raise NotImplementedError("Exercise: write your code here, then run the check cell below")\n'
-    )
-    assert student.cells[6].source == "Why? \nYOUR ANSWER HERE\n"
-    for index in (4, 5, 8):  # solution cell and check cells: outputs cleared
-        assert student.cells[index].outputs == [] and student.cells[index].execution_count is None
-    for index in (0, 1, 2, 3, 7):  # everything else: identical
-        assert json.dumps(student.cells[index], sort_keys=True) == json.dumps(original.cells[index], sort_keys=True)
-    assert student.metadata == original.metadata
-    assert written[1].read_text() == (source / "01_b.ipynb").read_text()
-
-
-def test_student_copies_refuse_unbalanced_markers_and_write_nothing(tmp_path: Path) -> None:
-    source = tmp_path / "notebooks"
-    source.mkdir()
-    _chapter_with_exercises(source / "00_a.ipynb")
-    write_nb(source / "01_b.ipynb", [new_markdown_cell("# B"), code("x = 1"), code("### BEGIN SOLUTION\ny = 2")])
-    with pytest.raises(StudentCopyError, match=r"01_b.ipynb, cell 3: line 1: '### BEGIN SOLUTION' has no"):
-        course.make_student_copies(tmp_path / "student", source=source)
-    assert not (tmp_path / "student").exists()
-
-
-def test_student_copies_never_overwrite_the_solutions(tmp_path: Path) -> None:
-    _chapter_with_exercises(tmp_path / "00_a.ipynb")
-    with pytest.raises(ValueError, match="would overwrite the solutions"):
-        course.make_student_copies(tmp_path, source=tmp_path)
-
-
-# ----------------------------------------------------------------------------- the runner
-
-
-RECORD_CELL = """
-import json, os
-from ctutils import course
-cfg = course.course_config(profile, dataset, chapter="00_first", run_dir=run_dir)
-seen = {"profile": profile, "dataset": dataset, "run_dir": run_dir, "extra": extra,
-        "cwd": os.getcwd(), "data_dir": str(cfg.data_dir)}
-with open(os.path.join(run_dir, "seen.json"), "w") as f:
-    json.dump(seen, f)
-cfg.record(n_things=3, score=0.5)
-os.makedirs(cfg.figures_dir, exist_ok=True)
-open(cfg.figures_dir / "00_first-plot.png", "wb").close()
-print("recorded")
-"""
-
-
-def fake_chapters(root: Path, *, fail: bool) -> Path:
-    folder = root / "notebooks"
-    params = code('profile = "full"\ndataset = "mosmeddata"\nrun_dir = None\nextra = 0', tags=["parameters"])
-    write_nb(folder / "00_first.ipynb", [new_markdown_cell("# First"), params, code(RECORD_CELL)])
-    second = [new_markdown_cell("# Second"), code("run_dir = None", tags=["parameters"]),
-              code("x = 1"),
-              code("import os\nopen(os.path.join(run_dir, 'second-ran'), 'w').close()")]
-    if fail:
-        second.insert(3, code("# a comment first\nraise ValueError('boom in the second chapter')"))
-    write_nb(folder / "01_second.ipynb", second)
-    write_nb(folder / "02_third.ipynb", [code("run_dir = None", tags=["parameters"]),
-                                         code("import os\nopen(os.path.join(run_dir, 'third-ran'), 'w').close()")])
-    return folder
-
-
-def test_runner_injects_parameters_and_writes_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    root = fake_repo(tmp_path)
-    folder = fake_chapters(root, fail=False)
-    out = course.run_course(profile="quick", dataset="synthetic", out=tmp_path / "out", chapters=["00", "01_second"],
-                            source=folder, parameters={"extra": 7}, write_back=True)
-    assert out == (tmp_path / "out").resolve()
-    seen = json.loads((out / "seen.json").read_text())
-    assert seen == {"profile": "quick", "dataset": "synthetic", "run_dir": str(out), "extra": 7,
-                    "cwd": str(folder.resolve()), "data_dir": str(root.resolve() / "data" / "synthetic-quick")}
-    assert (out / "second-ran").exists() and not (out / "third-ran").exists()  # only the chosen chapters
-    assert sorted(p.name for p in (out / "notebooks").glob("*.ipynb")) == ["00_first.ipynb", "01_second.ipynb"]
-    summary = (out / "summary.md").read_text()
-    assert "| [00_first](notebooks/00_first.ipynb) | ✅ passed |" in summary
-    assert "n_things = 3, score = 0.5" in summary
-    assert "![00_first-plot](figures/00_first-plot.png)" in summary
-    printed = capsys.readouterr().out
-    assert "[1/2] 00_first.ipynb done in" in printed and "[2/2] 01_second.ipynb done in" in printed
-
-    # write-back: outputs in the source, without papermill's injected cell and metadata
-    back = nbformat.read(folder / "00_first.ipynb", as_version=4)
-    assert [c.source[:9] for c in back.cells if c.cell_type == "code"][:1] == ['profile =']
-    assert not any("injected-parameters" in c.metadata.get("tags", []) for c in back.cells)
-    assert "papermill" not in back.metadata and all("papermill" not in c.metadata for c in back.cells)
-    assert back.cells[2].outputs[0].text == "recorded\n"
-
-
-def test_runner_stops_at_the_first_failing_cell(tmp_path: Path) -> None:
-    root = fake_repo(tmp_path)
-    folder = fake_chapters(root, fail=True)
-    out = tmp_path / "out"
-    with pytest.raises(CourseError) as caught:
-        course.run_course(out=out, source=folder, progress=False)
-    error = caught.value
-    message = str(error)
-    assert message.startswith("chapter 01_second.ipynb, cell 4 (execution count ")
-    assert "ValueError: boom in the second chapter" in message
-    assert "the cell: raise ValueError('boom in the second chapter')" in message
-    assert str(out.resolve() / "notebooks" / "01_second.ipynb") in message
-    assert (error.chapter, error.cell) == ("01_second.ipynb", 4)
-    assert error.executed.is_file()
-    assert not (out / "second-ran").exists() and not (out / "third-ran").exists()
-    summary = (out / "summary.md").read_text()
-    assert "✅ passed" in summary and "❌ failed" in summary and "| 02_third | ⏭ not run |" in summary
-    assert "boom in the second chapter" in summary
-
-
-def test_runner_rejects_unknown_chapters_and_names(tmp_path: Path) -> None:
-    folder = fake_chapters(fake_repo(tmp_path), fail=False)
-    with pytest.raises(ValueError, match="unknown chapter '07'; the chapters are 00_first, 01_second, 02_third"):
-        course.run_course(source=folder, chapters=["07"], out=tmp_path / "out")
-    with pytest.raises(ValueError, match="unknown profile"):
-        course.run_course(source=folder, profile="tiny", out=tmp_path / "out")
 
 
 def test_ensure_model_reuses_a_finished_run_and_resumes_an_unfinished_one(tmp_path, monkeypatch):

@@ -472,7 +472,7 @@ def test_evaluate_model_errors(cache_and_model, tmp_path):
     with pytest.raises(ValueError, match="trained with preprocessing"):
         evaluate_model(cache.root, other, n_boot=10)
     (tmp_path / "other" / "preprocess.json").unlink()
-    with pytest.raises(ValueError, match=r"model expects input \(8, 8, 8, 1\)"):
+    with pytest.raises(ValueError, match=r"model expects input 8 x 8 x 8 x 1 but the cache .* gives 8 x 8 x 4 x 1"):
         evaluate_model(cache.root, other, n_boot=10)
     # an empty split
     only_train = write_cache(tmp_path / "c2", np.zeros((2, *CACHE_SHAPE)), [0, 1], splits=["train"] * 2,
@@ -648,3 +648,23 @@ def test_sentences_follow_the_numbers_of_two_contrasting_runs():
     assert good.endswith("lies above 0.") and bad.endswith("lies below 0.")
     assert "the CNN is better than the baseline" in good_conclusion
     assert "the baseline is better than the CNN" in bad_conclusion
+
+
+def test_compare_with_baseline_pairs_scan_by_scan():
+    from ctutils.evaluation import compare_auc, compare_with_baseline
+
+    paths = [f"s{i}.nii.gz" for i in range(6)]
+    model = {"y_true": [0, 0, 0, 1, 1, 1], "y_prob": [0.1, 0.4, 0.35, 0.8, 0.3, 0.9], "paths": paths,
+             "split": "test", "cache": "data/cache/x"}
+    base = {"y_true": [0, 0, 0, 1, 1, 1], "scores": [0.2, 0.1, 0.5, 0.4, 0.6, 0.3], "paths": paths}
+    got = compare_with_baseline(model, base, n_boot=50, seed=3)
+    assert got == compare_auc(model["y_true"], model["y_prob"], base["scores"], n_boot=50, seed=3)
+    assert got["auc_a"] == pytest.approx(roc_auc_score(model["y_true"], model["y_prob"]))
+    # one class only: nothing to compare
+    one = {"y_true": [1] * 6}
+    assert compare_with_baseline(model | one, base | one) is None
+    # the same scans in another order cannot be paired
+    with pytest.raises(ValueError, match=r"data/cache/x: the model's and the baseline's scans of split 'test' differ"):
+        compare_with_baseline(model, base | {"paths": paths[::-1]})
+    with pytest.raises(ValueError, match="labels differ"):
+        compare_with_baseline(model, base | {"y_true": [0, 0, 1, 0, 1, 1]})

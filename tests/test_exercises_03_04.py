@@ -12,6 +12,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 
 from ctutils import exercises  # noqa: E402
+from ctutils.exercises import ch03_augmentation, ch04_model
 from ctutils.models import build_cnn3d  # noqa: E402
 
 NOT_DONE = "❌ Exercise not done yet: implement `stub` above"
@@ -64,9 +65,9 @@ def test_flip_left_right_stub(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_rotated_position_matches_augment_volume() -> None:
     # The check's truth comes from augment_volume; by hand, +90° is np.rot90(v, k=-1, axes=(0, 1)).
-    assert exercises._rotated_by_helper(2, 1, 9) == (1, 6)
-    assert exercises._rotated_by_helper(0, 0, 3) == (0, 2)
-    assert exercises._rotated_by_helper(7, 2, 8) == (2, 0)
+    assert ch03_augmentation._rotated_by_helper(2, 1, 9) == (1, 6)
+    assert ch03_augmentation._rotated_by_helper(0, 0, 3) == (0, 2)
+    assert ch03_augmentation._rotated_by_helper(7, 2, 8) == (2, 0)
 
 
 def test_rotated_position_right(capsys: pytest.CaptureFixture[str]) -> None:
@@ -146,7 +147,7 @@ def conv3d_params(kernel_size, c_in, c_out, *, use_bias=True):
 
 def test_conv3d_params_right(capsys: pytest.CaptureFixture[str]) -> None:
     assert conv3d_params(3, 128, 256) == 884_992  # the reference's 4th convolution, by hand
-    assert exercises._keras_conv3d_params(3, 128, 256, use_bias=True) == 884_992
+    assert ch04_model._keras_conv3d_params(3, 128, 256, use_bias=True) == 884_992
     assert exercises.check_conv3d_params(conv3d_params).passed is True
     assert verdict(capsys).startswith("✅ Correct: (k³ · c_in + 1) · c_out, as Keras counts")
 
@@ -190,13 +191,13 @@ def test_output_size_hand_computed() -> None:
     from ctutils.models import minimum_input_size
 
     # 128 → 126 → 63 → 61 → 30 → 28 → 14 → 12 → 6; 64 → 62 → 31 → 29 → 14 → 12 → 6 → 4 → 2
-    assert exercises._size_after_blocks(128, 4, "valid") == 6
-    assert exercises._size_after_blocks(64, 4, "valid") == 2
+    assert ch04_model._size_after_blocks(128, 4, "valid") == 6
+    assert ch04_model._size_after_blocks(64, 4, "valid") == 2
     for padding in ("valid", "same"):
         for blocks in (1, 2, 3, 4):
             smallest = minimum_input_size(blocks, padding)
-            assert exercises._size_after_blocks(smallest, blocks, padding) == 1
-            assert exercises._size_after_blocks(smallest - 1, blocks, padding) == 0
+            assert ch04_model._size_after_blocks(smallest, blocks, padding) == 1
+            assert ch04_model._size_after_blocks(smallest - 1, blocks, padding) == 0
 
 
 def test_output_size_right(capsys: pytest.CaptureFixture[str]) -> None:

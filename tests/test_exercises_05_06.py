@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from ctutils import exercises
+from ctutils.exercises import ch05_training, ch06_evaluation
 from ctutils.splits import split_sizes
 
 NOT_DONE = "❌ Exercise not done yet: implement `"
@@ -259,8 +260,8 @@ def test_checks_agree_with_the_library() -> None:
     schedule = keras.optimizers.schedules.ExponentialDecay(1e-4, decay_steps=100_000, decay_rate=0.96, staircase=True)
     for step in (0, 7_000, 250_000):
         assert float(schedule(step)) == pytest.approx(lr_at_step(step), rel=1e-6)
-    y = [1] * len(exercises._SENS_SCORES_POS) + [0] * len(exercises._SENS_SCORES_NEG)
-    s = exercises._SENS_SCORES_POS + exercises._SENS_SCORES_NEG
+    y = [1] * len(ch06_evaluation._SENS_SCORES_POS) + [0] * len(ch06_evaluation._SENS_SCORES_NEG)
+    s = ch06_evaluation._SENS_SCORES_POS + ch06_evaluation._SENS_SCORES_NEG
     for target in (0.5, 0.75, 0.9, 1.0):
         assert choose_threshold(y, s, method="sensitivity", target=target) == threshold_for_sensitivity(y, s, target=target)
     for yt, yp, bins in (([0, 1, 1, 1], [0.2, 0.4, 0.8, 0.9], 2), ([0, 0, 1, 1, 1, 0], [0.05, 0.15, 0.72, 0.78, 0.95, 0.93], 10)):
@@ -295,9 +296,9 @@ def test_tiny_cnn_parameters_by_hand() -> None:
     conv1 = (3 * 3 * 3 * 1 + 1) * 4  # 112: 27 weights per input channel and a bias, per filter
     conv2 = (3 * 3 * 3 * 4 + 1) * 8  # 872
     dense = 8 * 1 + 1  # 9: global average pooling leaves 8 features
-    assert conv1 + conv2 + dense == 993 == exercises._TINY_CNN_PARAMS
+    assert conv1 + conv2 + dense == 993 == ch05_training._TINY_CNN_PARAMS
     assert build_tiny_cnn((16, 16, 8, 1)).count_params() == 993
-    x, y = exercises._blob_volumes(seed=0)
+    x, y = ch05_training._blob_volumes(seed=0)
     assert x.shape == (8, 16, 16, 8, 1) and y.tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
     assert x[1::2].max() > x[0::2].max() + 0.3  # the blobs are bright
 
@@ -334,7 +335,7 @@ def test_tiny_cnn_wrong_answers_get_a_hint(answer, hint: str, capsys: pytest.Cap
 
 
 def test_split_by_study_data_by_hand() -> None:
-    keys, labels = exercises._series_keys()
+    keys, labels = ch05_training._series_keys()
     studies = {k.split("/")[0] for k in keys}
     assert len(studies) == 20 and len(keys) == 6 * 1 + 7 * 2 + 7 * 3  # studies 3, 6, … have 1 series; 1, 4, … 2; 2, 5, … 3
     assert keys[:4] == ["study_0001/s1", "study_0001/s2", "study_0002/s1", "study_0002/s2"]
@@ -406,9 +407,9 @@ def test_split_by_study_wrong_answers_get_a_hint(answer, hint: str, capsys: pyte
 
 def test_specificity_at_sensitivity_by_hand() -> None:
     y_val = [1] * 10 + [0] * 6
-    p_val = exercises._SENS_SCORES_POS + exercises._SENS_SCORES_NEG
+    p_val = ch06_evaluation._SENS_SCORES_POS + ch06_evaluation._SENS_SCORES_NEG
     y_test = [1] * 6 + [0] * 8
-    p_test = exercises._OP_TEST_POS + exercises._OP_TEST_NEG
+    p_test = ch06_evaluation._OP_TEST_POS + ch06_evaluation._OP_TEST_NEG
     # 95 %: all 10 abnormal validation scans → t = 0.20, the lowest; on test 0.15 is missed (5/6), and of the normal
     # scans 0.10, 0.05, 0.02 are below 0.20 (0.20 itself is called abnormal): 3/8.
     t, sens, spec, _ = specificity_at_sensitivity(y_val, p_val, y_test, p_test, target=0.95)
@@ -420,7 +421,7 @@ def test_specificity_at_sensitivity_by_hand() -> None:
     assert specificity_at_sensitivity(y_val, p_val, y_test, p_test, target=0.5) == (0.70, 2 / 6, 1.0, (1.0, 1.0))
     # The check's reference (one rng.integers call) agrees with the loop of rng.choice above.
     _, _, _, ci = specificity_at_sensitivity(y_val, p_val, y_test, p_test, target=0.95, n_boot=300, seed=4)
-    assert exercises._specificity_ci(np.array(exercises._OP_TEST_NEG), 0.20, n_boot=300, seed=4) == pytest.approx(ci)
+    assert ch06_evaluation._specificity_ci(np.array(ch06_evaluation._OP_TEST_NEG), 0.20, n_boot=300, seed=4) == pytest.approx(ci)
 
 
 def spec_threshold_on_test(y_val, p_val, y_test, p_test, *, target=0.95, n_boot=1000, seed=0):

@@ -1,7 +1,7 @@
 """The chapters: their structure (fast), and papermill runs of the solutions and a student copy (slow).
 
 The slow tests execute every ``notebooks/NN_*.ipynb`` with the quick profile on the synthetic data
-through :func:`ctutils.course.run_course`, into the repository's ``runs/quick-synthetic`` with the
+through :func:`ctutils.runner.run_course`, into the repository's ``runs/quick-synthetic`` with the
 repository's ``data/``, as ``make course`` does: dataset, cache and model are built once and reused.
 nbval, which compares the committed outputs, runs separately (see notebooks/README.md).
 """
@@ -15,8 +15,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from ctutils import course
-from ctutils.course import BEGIN_SOLUTION, CourseError
+from ctutils import colab, course, runner
+from ctutils.runner import CourseError
+from ctutils.student import BEGIN_SOLUTION, make_student_copies, strip_solutions
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -71,7 +72,7 @@ def test_chapter_follows_the_course_conventions(path: Path) -> None:
     nbformat.validate(nb)
     assert nb.metadata.get("kernelspec", {}).get("name") == "python3", "kernel metadata must name python3"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# "), "a title first"
-    assert course.colab_url(path.name) in nb.cells[0].source, "the Open in Colab badge of this chapter"
+    assert colab.colab_url(path.name) in nb.cells[0].source, "the Open in Colab badge of this chapter"
     sources = [c.source for c in code_cells(nb)]
     assert sum('"google.colab" in sys.modules' in s for s in sources) == 1, "one guarded Colab set-up cell"
     tagged = [c for c in code_cells(nb) if "parameters" in c.metadata.get("tags", [])]
@@ -81,7 +82,7 @@ def test_chapter_follows_the_course_conventions(path: Path) -> None:
     assert solutions >= 2, "at least two exercises with solutions"
     assert sum(bool(is_check(c)) for c in nb.cells) >= 2, "a check cell per exercise"
     for number, cell in enumerate(nb.cells, start=1):  # markers balanced
-        course.strip_solutions(cell.source, where=f"{path.name}, cell {number}", markdown=cell.cell_type == "markdown")
+        strip_solutions(cell.source, where=f"{path.name}, cell {number}", markdown=cell.cell_type == "markdown")
 
 
 def output_problems(nb) -> list[str]:
@@ -151,7 +152,7 @@ def test_committed_notebooks_stay_small() -> None:
 
 def test_student_stubs_sit_inside_functions(tmp_path: Path) -> None:
     """A student copy runs top to bottom: each stub raises only when the check calls the function."""
-    for path in course.make_student_copies(tmp_path / "student", source=NOTEBOOKS):
+    for path in make_student_copies(tmp_path / "student", source=NOTEBOOKS):
         nb = read(path)
         assert BEGIN_SOLUTION not in path.read_text()
         for number, cell in enumerate(nb.cells, start=1):
@@ -169,7 +170,7 @@ def course_run() -> Path:
     # (not trained again) when nbval executes the chapters after these tests.
     out = course.course_config("quick", "synthetic", root=ROOT).run_dir
     try:
-        return course.run_course(profile="quick", dataset="synthetic", out=out)
+        return runner.run_course(profile="quick", dataset="synthetic", out=out)
     except CourseError as error:
         pytest.fail(str(error), pytrace=False)
 
@@ -215,11 +216,11 @@ def test_solutions_pass_their_checks(course_run: Path, path: Path) -> None:
 @pytest.mark.notebooks
 def test_student_copy_checks_give_help_not_tracebacks(tmp_path: Path) -> None:
     student = tmp_path / "student"
-    course.make_student_copies(student, source=NOTEBOOKS)
+    make_student_copies(student, source=NOTEBOOKS)
     shared = course.course_config("quick", "synthetic", root=ROOT)  # the repository's data and cache
     out = tmp_path / "run"
     try:
-        course.run_course(profile="quick", dataset="synthetic", out=out, source=student, chapters=STUDENT_RUN,
+        runner.run_course(profile="quick", dataset="synthetic", out=out, source=student, chapters=STUDENT_RUN,
                           parameters={"data_dir": str(shared.data_dir), "cache_dir": str(shared.cache_dir)})
     except CourseError as error:
         pytest.fail(f"a student copy must run from top to bottom: {error}", pytrace=False)

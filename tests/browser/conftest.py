@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from ctutils import course
+from ctutils.student import make_student_copies
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -82,7 +83,7 @@ def course_copy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
     notebooks.mkdir()
     for path in course.list_chapters(source_folder(request.config)):
         shutil.copy2(path, notebooks / path.name)
-    course.make_student_copies(copy / "student", source=notebooks)
+    make_student_copies(copy / "student", source=notebooks)
     return copy
 
 

@@ -599,7 +599,9 @@ def download_dataset(
 
     Examples
     --------
-    >>> download_dataset("mosmeddata-ct0-ct23", "data/mosmeddata")  # doctest: +SKIP
+    Not run as a doctest (it downloads 2 GB)::
+
+        download_dataset("mosmeddata-ct0-ct23", "data/mosmeddata")
     PosixPath('data/mosmeddata')
     """
     spec = get_dataset(name, registry=registry)

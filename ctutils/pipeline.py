@@ -120,8 +120,10 @@ def make_dataset(
 
     Examples
     --------
-    >>> ds = make_dataset("data/cache", "train", augment=AugmentConfig(), seed=0)  # doctest: +SKIP
-    >>> model.fit(ds, validation_data=make_dataset("data/cache", "val"))  # doctest: +SKIP
+    Not run as a doctest (it needs a cache and a model)::
+
+        ds = make_dataset("data/cache", "train", augment=AugmentConfig(), seed=0)
+        model.fit(ds, validation_data=make_dataset("data/cache", "val"))
     """
     if isinstance(cache, (str, os.PathLike)):
         from ctutils.cache import open_cache

@@ -595,9 +595,10 @@ def train(
 
     Examples
     --------
-    >>> result = train("data/cache-64", "runs/quick", model="cnn3d-same", recipe="improved",
-    ...                epochs=5)  # doctest: +SKIP
-    >>> result.best_metrics["val_auc"]  # doctest: +SKIP
+    Not run as a doctest (it trains a model; ``tests/test_training.py`` does, on a tiny cache)::
+
+        result = train("data/cache-64", "runs/quick", model="cnn3d-same", recipe="improved", epochs=5)
+        result.best_metrics["val_auc"]
     """
     plan = _resolve_settings(
         model=model, recipe=recipe, epochs=epochs, batch_size=batch_size, seed=seed, augment=augment,

@@ -9,14 +9,21 @@ axis meaning:
 * axis 0 (X) increases towards the patient's **R**\\ight,
 * axis 1 (Y) increases towards the **A**\\nterior,
 * axis 2 (Z) increases towards the **S**\\uperior; Z is the slice axis.
+
+A ``.nii.gz`` file is inflated with Intel ISA-L's igzip (the ``isal`` package, a dependency of the
+course) when it is installed: inflating is most of the time it takes to read a CT scan, and igzip
+does it about 2.5 times faster than the standard library's zlib. Without ``isal`` the standard
+library is used; the volume and header are the same either way.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import nibabel as nib
 import numpy as np
@@ -67,11 +74,49 @@ class Volume:
         return axcodes(self.affine)
 
 
+def _isal() -> tuple[ModuleType, ModuleType] | None:
+    """ISA-L's ``isal.igzip`` and ``isal.isal_zlib`` when the package is installed, else None."""
+    try:
+        return importlib.import_module("isal.igzip"), importlib.import_module("isal.isal_zlib")
+    except ImportError:
+        return None
+
+
+_NIFTI1_SIZEOF_HDR = (348).to_bytes(4, "little"), (348).to_bytes(4, "big")
+_NIFTI1_SINGLE_FILE_MAGIC = b"n+1\x00"
+
+
+def _load_nifti1_gz_in_memory(path: Path) -> nib.Nifti1Image | None:
+    """Inflate a NIfTI-1 ``.nii.gz`` with ISA-L and let nibabel parse the bytes in memory.
+
+    Returns None, so that :func:`nibabel.load` reads the file as usual (and words any error), when
+    ``isal`` is not installed, the name does not end in ``.nii.gz``, the file does not inflate, or
+    its bytes are not a single-file NIfTI-1 image (NIfTI-2, CIFTI and the rest go to ``nib.load``).
+    """
+    isal = _isal()
+    if isal is None or not path.name.lower().endswith(".nii.gz"):
+        return None
+    igzip, isal_zlib = isal
+    try:
+        raw = igzip.decompress(path.read_bytes())
+    except (OSError, EOFError, ValueError, isal_zlib.error):
+        return None
+    if raw[:4] not in _NIFTI1_SIZEOF_HDR or raw[344:348] != _NIFTI1_SINGLE_FILE_MAGIC:
+        return None
+    try:
+        return nib.Nifti1Image.from_bytes(raw)
+    except (ValueError, nib.spatialimages.HeaderDataError, nib.wrapstruct.WrapStructError):
+        return None
+
+
 def _open_image(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
     if not path.exists():
         raise VolumeError(f"{path}: no such file")
     if path.is_dir():
         raise VolumeError(f"{path}: is a folder, expected a .nii or .nii.gz file")
+    image = _load_nifti1_gz_in_memory(path)
+    if image is not None:
+        return image
     try:
         image = nib.load(path)
     except (nib.filebasedimages.ImageFileError, gzip.BadGzipFile) as error:

@@ -190,6 +190,21 @@ def test_a_nifti2_file_is_left_to_nibabel(tmp_path):
     np.testing.assert_array_equal(load_volume(path).data, data.astype(np.float32))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("source", [np.int16, np.float64])
+def test_c_order_copy_equals_astype_on_a_flipped_fortran_array(dtype, source):
+    stored = np.asfortranarray(np.random.default_rng(0).normal(0, 500, (21, 19, 5))).astype(source, order="F")
+    view = stored[::-1, ::-1]  # what ras_view gives for an LPS file: Fortran order, flipped X and Y
+    got = ctutils.io._as_c_order(view, dtype=dtype)
+    assert got.dtype == dtype and got.flags["C_CONTIGUOUS"] and not np.shares_memory(got, stored)
+    np.testing.assert_array_equal(got, view.astype(dtype, order="C"))
+
+
+def test_loaded_volume_is_c_contiguous(tmp_path):
+    path = make_nifti(tmp_path / "scan.nii.gz", ramp((20, 17, 3)), LPS)
+    assert load_volume(path).data.flags["C_CONTIGUOUS"]
+
+
 def test_volume_error_is_a_value_error():
     assert issubclass(VolumeError, ValueError)
 

@@ -256,7 +256,7 @@ def _run_facts(results: dict[str, Any]) -> list[str]:
         f"Load average (1 min) at start {load['start'][0]:.2f}, at end {load['end'][0]:.2f}, highest seen {load['max_1min_seen']:.2f} "
         f"on {load['cores']} cores{' — **the machine was shared; timings are noisy**' if shared else ''}.  ",
         f"Inputs: {inputs['pool_per_class']} + {inputs['pool_per_class']} synthetic studies, "
-        f"{inputs['size']} × {inputs['size']} × {inputs['slices'][0]}–{inputs['slices'][1]} int16 `.nii.gz` "
+        f"{inputs['size']} × {inputs['size']} × {inputs['slices'][0]}–{inputs['slices'][1]} int16 `.nii.gz` (fewer slices where a study's coverage is partial) "
         f"({inputs['generator']}, seed {inputs['seed']}).",
     ]
 

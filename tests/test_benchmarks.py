@@ -1,4 +1,4 @@
-"""benchmarks/: the re-implemented reference equals the keras-example preset; run.py answers --help.
+"""benchmarks/: the re-implemented reference equals the keras-example preset; run.py answers --help and re-renders a results file.
 
 No timing is checked here (timings live in BENCHMARKS.md, measured by benchmarks/run.py).
 """
@@ -57,3 +57,20 @@ def test_run_help_works_without_running_anything():
     )
     assert result.returncode == 0, result.stderr
     assert "--quick" in result.stdout and "results.json" in result.stdout
+
+
+def test_render_rewrites_the_tables_from_a_results_file_without_measuring(tmp_path):
+    doc = tmp_path / "BENCHMARKS.md"
+    doc.write_text("# Benchmarks\n\nhand-written text\n")
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "run.py"), "--render", str(BENCHMARKS / "results.json"),
+         "--out", str(tmp_path / "out"), "--update-doc", str(doc)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    table = (tmp_path / "out" / "table.md").read_text()
+    assert "| target | measured | met? |" in table and "dataset preprocessing" in table
+    text = doc.read_text()
+    assert text.startswith("# Benchmarks\n\nhand-written text\n")
+    assert "<!-- benchmarks:begin" in text and text.rstrip().endswith("<!-- benchmarks:end -->")
+    assert table in text

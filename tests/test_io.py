@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -137,6 +138,71 @@ def test_missing_path(tmp_path):
 def test_folder(tmp_path):
     with pytest.raises(VolumeError, match=error_naming(tmp_path, "is a folder")):
         load_volume(tmp_path)
+
+
+# --- the fast inflate (ISA-L) and its standard-library fallback --------------------------------
+
+
+def _without_isal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``import isal.igzip`` fail, as on a machine without the package."""
+    monkeypatch.setitem(sys.modules, "isal.igzip", None)
+
+
+def _refuse_nib_load(*args, **kwargs):
+    raise AssertionError("nib.load was called: the in-memory ISA-L path was not taken")
+
+
+@pytest.mark.parametrize("affine", [LPS, PERMUTED], ids=["lps", "permuted"])
+def test_fast_inflate_gives_the_same_volume_and_header_as_the_standard_library(tmp_path, monkeypatch, affine):
+    pytest.importorskip("isal.igzip")
+    path = make_nifti(tmp_path / "scan.nii.gz", ramp((40, 30, 20)), affine, slope=2.0, inter=-1024.0)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(nib, "load", _refuse_nib_load)  # proves that the fast path read the file
+        fast_header = ctutils.io._open_image(path).header
+        fast = load_volume(path)
+    _without_isal(monkeypatch)
+    assert ctutils.io._isal() is None
+    standard_header = ctutils.io._open_image(path).header
+    standard = load_volume(path)
+
+    assert fast_header.binaryblock == standard_header.binaryblock
+    assert fast.data.dtype == standard.data.dtype == np.float32
+    np.testing.assert_array_equal(fast.data, standard.data)
+    np.testing.assert_array_equal(fast.affine, standard.affine)
+    assert (fast.spacing_mm, fast.original_shape, fast.original_axcodes) == (
+        standard.spacing_mm, standard.original_shape, standard.original_axcodes)
+
+
+def test_without_isal_the_standard_library_reads_the_file(tmp_path, monkeypatch):
+    _without_isal(monkeypatch)
+    data = ramp((4, 3, 2))
+    path = make_nifti(tmp_path / "scan.nii.gz", data, RAS)
+    assert ctutils.io._isal() is None
+    np.testing.assert_array_equal(load_volume(path).data, data.astype(np.float32))
+
+
+def test_a_nifti2_file_is_left_to_nibabel(tmp_path):
+    data = ramp((4, 3, 2))
+    path = tmp_path / "scan.nii.gz"
+    nib.save(nib.Nifti2Image(data, RAS), path)
+    assert ctutils.io._load_nifti1_gz_in_memory(path) is None
+    np.testing.assert_array_equal(load_volume(path).data, data.astype(np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("source", [np.int16, np.float64])
+def test_c_order_copy_equals_astype_on_a_flipped_fortran_array(dtype, source):
+    stored = np.asfortranarray(np.random.default_rng(0).normal(0, 500, (21, 19, 5))).astype(source, order="F")
+    view = stored[::-1, ::-1]  # what ras_view gives for an LPS file: Fortran order, flipped X and Y
+    got = ctutils.io._as_c_order(view, dtype=dtype)
+    assert got.dtype == dtype and got.flags["C_CONTIGUOUS"] and not np.shares_memory(got, stored)
+    np.testing.assert_array_equal(got, view.astype(dtype, order="C"))
+
+
+def test_loaded_volume_is_c_contiguous(tmp_path):
+    path = make_nifti(tmp_path / "scan.nii.gz", ramp((20, 17, 3)), LPS)
+    assert load_volume(path).data.flags["C_CONTIGUOUS"]
 
 
 def test_volume_error_is_a_value_error():

@@ -61,13 +61,8 @@ def course_batch_size() -> int:
 
 
 def compile_like_course(model: Any) -> str:
-    """Compile ``model`` as ``ctutils.training`` does for the improved recipe; return how.
+    """Compile ``model`` as ``ctutils.training`` does for the improved recipe; return how."""
+    from ctutils.training import RECIPES, compile_model
 
-    The one place the benchmarks call ``ctutils.training._compile``, a private name: the course
-    has no public compile helper yet. When it gets one (e.g. ``training.compile_model``), call it
-    here and nowhere else.
-    """
-    from ctutils.training import RECIPES, _compile
-
-    _compile(model, RECIPES["improved"], jit_compile=False)
-    return "ctutils.training._compile(improved)"
+    compile_model(model, RECIPES["improved"], jit_compile=False)
+    return "ctutils.training.compile_model(improved)"

@@ -21,8 +21,10 @@ def log(message: str) -> None:
 
 
 def cores() -> int:
-    """CPU cores this process may use."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    """CPU cores this process may use (:func:`ctutils.machine.available_cores`)."""
+    from ctutils.machine import available_cores
+
+    return available_cores()
 
 
 def summarize(values: Sequence[float]) -> dict[str, Any]:

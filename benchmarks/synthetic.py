@@ -23,6 +23,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from ctutils.machine import available_cores  # noqa: E402
 from ctutils.synthetic import generate_dataset  # noqa: E402
 
 CASES = {  # name: (normal, abnormal, size, layout, target seconds)
@@ -44,7 +45,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "synthetic")
     parser.add_argument("--keep", action="store_true", help="keep the generated folders")
     args = parser.parse_args()
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     print(f"{cores} cores; python {sys.version.split()[0]}")
     print("| dataset | layout | wall | CPU (user + sys) | size on disk | load before → after | target |")
     print("|---|---|---:|---:|---:|---|---:|")

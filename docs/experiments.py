@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from ctutils import course  # noqa: E402
 from ctutils.atomic import atomic_path  # noqa: E402
+from ctutils.machine import available_cores  # noqa: E402
 
 RESULTS = ROOT / "docs" / "experiments.json"
 RUNS = ROOT / "runs" / "experiments"
@@ -507,7 +508,7 @@ def main() -> int:
         start = time.perf_counter()
         value = EXPERIMENTS[name]()
         value["wall_seconds"] = round(time.perf_counter() - start, 1)
-        value["machine"] = {"cpu": _cpu_name(), "cores": len(os.sched_getaffinity(0)),
+        value["machine"] = {"cpu": _cpu_name(), "cores": available_cores(),
                             "tensorflow": version("tensorflow"), "keras": version("keras")}
         value["command"] = value.get("command", f"python docs/experiments.py --only {name}")
         results[name] = value

@@ -13,8 +13,8 @@ best checkpoint on the validation and test splits with bootstrap 95 % intervals:
 In a terminal: ``python -m ctutils course seeds --profile quick --seeds 0 1 2`` (the course's
 profile, its main run for the chapter's seed, the other seeds in ``RUN/seeds/seed-N``).
 
-Each run folder gets ``seed_scores.json`` with the wall time of its training (measured when this
-module trained it), so a reused run still reports how long it took.
+Each run folder gets ``seed_scores.json`` with its scores; the training time comes from the run's
+``state.json`` (``train_seconds``, summed over the sessions of a resumed run).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,13 +90,15 @@ class SeedRun:
 
 
 def _read_seconds(run: Path) -> float | None:
-    path = run / SCORES_FILE
-    if path.is_file():
+    """The run's training time: ``state.json``'s ``train_seconds`` (all sessions), else an older record."""
+    for name in ("state.json", SCORES_FILE):  # runs trained before state.json kept the time: SCORES_FILE
+        path = run / name
         try:
-            value = json.loads(path.read_text()).get("train_seconds")
+            value = json.loads(path.read_text()).get("train_seconds") if path.is_file() else None
         except (OSError, ValueError):
-            return None
-        return None if value is None else float(value)
+            value = None
+        if value:
+            return float(value)
     return None
 
 
@@ -157,12 +158,8 @@ def seed_study(
     out: list[SeedRun] = []
     for seed, folder in run_dirs.items():
         run = Path(folder)
-        start = time.perf_counter()
         result = training.train(cache_dir, run, **dict(train_kwargs), seed=int(seed), verbose=verbose)
-        trained = result.initial_epoch < result.epochs_done
-        seconds = time.perf_counter() - start if trained else _read_seconds(run)
-        if trained and result.initial_epoch > 0:
-            seconds = None  # resumed: the earlier sessions' time is unknown
+        seconds = _read_seconds(run)
         model = load_model(result.model_path)
         scores: dict[str, Any] = {}
         for split in ("val", "test"):

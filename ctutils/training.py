@@ -41,6 +41,7 @@ import math
 import os
 import platform
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -358,6 +359,9 @@ class _RunRecorder(keras.callbacks.Callback):
         self.best_epoch: int = int(state.get("best_epoch", 0))
         self.stateful = stateful
         self._lr: float | None = None
+        # wall time of the epochs so far, over all sessions of a resumed run (checkpoint writes included)
+        self.train_seconds = float(state.get("train_seconds") or 0.0)
+        self._epoch_start = 0.0
 
     def _improved(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -368,6 +372,7 @@ class _RunRecorder(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         self._lr = _json_float(self.model.optimizer.learning_rate)
+        self._epoch_start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: Mapping[str, Any] | None = None) -> None:
         logs = dict(logs or {})
@@ -386,6 +391,7 @@ class _RunRecorder(keras.callbacks.Callback):
             self.best_value, self.best_epoch = value, number
         save_model_atomic(self.model, self.run / LAST_FILE)
         _write_history(self.run, self.history)
+        self.train_seconds += time.perf_counter() - self._epoch_start
         stopped = self.early_stopping.stopped_epoch > 0
         write_json(self.run / STATE_FILE, self.state(epochs_done=number, finished=stopped, stop_reason="early_stopping" if stopped else None))
 
@@ -402,6 +408,7 @@ class _RunRecorder(keras.callbacks.Callback):
             "last_checkpoint_sha256": _sha256(last) if last.is_file() else None,
             "callbacks": {name: cb.get_state() for name, cb in self.stateful},
             "history": self.history,
+            "train_seconds": round(self.train_seconds, 1),
         }
 
 

@@ -72,6 +72,8 @@ def test_seed_study_trains_each_seed_then_reuses_it(cache_dir, tmp_path):
         assert r.train_seconds is not None and r.train_seconds > 0
         saved = json.loads((Path(r.run_dir) / SCORES_FILE).read_text())
         assert saved["seed"] == r.seed and saved["train_seconds"] == r.train_seconds
+        state = json.loads((Path(r.run_dir) / "state.json").read_text())
+        assert state["train_seconds"] == r.train_seconds  # the training's own record, epoch by epoch
         settings = json.loads((Path(r.run_dir) / "train_config.json").read_text())["settings"]
         assert settings["seed"] == r.seed and settings["model"] == "cnn3d-same"
     again = seed_study(cache_dir, {0: tmp_path / "a"}, train_kwargs=TINY, n_boot=50)

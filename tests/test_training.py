@@ -163,6 +163,7 @@ def test_resume_after_keyboard_interrupt_and_mid_epoch_crash(cache_dir, tmp_path
         _train(cache_dir, run, epochs=3, callbacks=[_RaiseAfterEpoch(0, KeyboardInterrupt())])
     state = json.loads((run / "state.json").read_text())
     assert state["epochs_done"] == 1 and not state["finished"]
+    assert state["train_seconds"] > 0  # the epochs' wall time, kept for the resume
     first = json.loads((run / "history.json").read_text())
     assert first["epoch"] == [1]
 
@@ -177,6 +178,7 @@ def test_resume_after_keyboard_interrupt_and_mid_epoch_crash(cache_dir, tmp_path
 
     result = _train(cache_dir, run, epochs=3)
     assert result.initial_epoch == 1 and result.epochs_done == 3
+    assert json.loads((run / "state.json").read_text())["train_seconds"] > state["train_seconds"]  # summed over sessions
     assert result.history["epoch"] == [1, 2, 3]
     assert result.history["loss"][0] == first["loss"][0]
     with open(run / "history.csv", newline="") as handle:

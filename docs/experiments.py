@@ -370,7 +370,8 @@ def render_markdown(results: dict[str, Any]) -> str:
            "phantoms at 256 px (`data/synthetic-quick`, seed 0), CT-0 against CT-23, cached at 64 × 64 × 32 and split "
            "140 / 30 / 30 (train / validation / test). **None of these numbers is a clinical result**; they say how the "
            "course's set-ups behave on its phantoms.", "",
-           "**Method.** Every set-up is trained for the profile's 20 epochs with training seeds 0, 1 and 2; the epoch "
+           "**Method.** Every set-up is trained for the profile's 20 epochs with training seeds 0, 1 and 2 (the learning "
+           "curve: seeds 0 and 1); the epoch "
            "with the lowest validation loss is kept. ROC-AUC intervals are stratified bootstrap 95 % intervals over "
            "the scans (1,000 resamples). A comparison of two set-ups is *paired*: for each seed, both models score the "
            "same test scans, and the bootstrap gives an interval for the difference of their ROC-AUCs "
@@ -403,9 +404,9 @@ def render_markdown(results: dict[str, Any]) -> str:
         ("models", "The quick model against a small 3-D ResNet", "cnn3d-small", "resnet3d", "cnn3d-small", "resnet3d",
          "paired_cnn_minus_resnet",
          "Both with the improved recipe at 64 × 64 × 32. The reference CNN itself needs 128 × 128 × 64 (its valid "
-         "convolutions shrink a 32-slice input to nothing); there one Adam step of batch 2 takes about a second on 2 "
-         "CPU cores (`ctutils.models.build_resnet3d_small`'s docstring, from `benchmarks/`), so three seeds of it are a "
-         "GPU job: use `python -m ctutils course run --profile full` on a GPU."),
+         "convolutions shrink a 32-slice input to nothing); there one Adam step of batch 2 took 1.1–1.2 s on 2 CPU cores "
+         "(`docs/measurements.md`), so three seeds of it are a GPU job: use `python -m ctutils course run --profile "
+         "full` on a GPU."),
     ):
         if key not in results:
             continue
@@ -425,7 +426,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                 "![learning curve](img/learning_curve.png)", "", *rows, ""]
     if "mild_disease" in results:
         r = results["mild_disease"]
-        out += ["## Where a CNN is needed: CT-0 against CT-1", "",
+        out += ["## CT-0 against CT-1 (mild disease): the quick CNN against the density baseline", "",
                 "The same CNN set-up on 2 × 100 studies of the `full` layout with CT-1 only (mild disease: under a "
                 "quarter of the lung), against the one-feature baseline (the ground-glass fraction of the lung, "
                 "threshold fitted on the training split) on the same scans. " + _how(r), "",
@@ -448,7 +449,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                 ("Same machine and settings: identical to the last bit. " if max(same.values()) == 0 else
                  "Same machine and settings: NOT identical. ")
                 + (f"oneDNN off: different numbers within {r['epochs']} epochs, so histories on another machine or "
-                   "TensorFlow build will differ too." if max(off.values()) > 0 else "oneDNN off: identical here."), ""]
+                   "TensorFlow build are expected to differ too." if max(off.values()) > 0 else "oneDNN off: identical here."), ""]
     if "shortcut" in results:
         r = results["shortcut"]
         mt, ct = r["marked_test"], r["clean_test"]

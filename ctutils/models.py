@@ -203,18 +203,17 @@ def build_resnet3d_small(
       the deepest convolutions instead);
     * compute: about 3.5 vs 16 GMAC per volume forward (the reference spends most of it in
       the second 64 -> 64 convolution at 61 x 61 x 29), but on a 2-core CPU the
-      full-resolution batch norm and ReLU of the stem eat much of that gain, in time per
-      training step and in peak memory (measured once: docs/measurements.md; side by side
-      with the reference: BENCHMARKS.md);
+      full-resolution batch norm and ReLU of the stem eat much of that gain in time per
+      training step (measured once, with peak memory: docs/measurements.md);
     * receptive field: 96 vs 46 voxels per axis along the main path, so deep features see
       most of a lung rather than a 46-voxel patch;
-    * residual shortcuts and batch normalisation after every convolution make it train
-      with a larger learning rate (the ``improved`` recipe uses 1e-3);
+    * residual shortcuts and batch normalisation after every convolution are meant to let
+      it train with a larger learning rate (the ``improved`` recipe uses 1e-3);
     * ``same`` padding builds down to ``2 ** len(filters)`` voxels per axis (16 for the
       defaults: the last stage then works on a single voxel);
-    * cost: more activation memory at full resolution (the stem keeps 16 channels at
-      128 x 128 x 64), and it is not the published reference, so results are not
-      directly comparable with the Keras example.
+    * cost: the stem keeps 16 channels at full resolution (128 x 128 x 64), and it is not
+      the published reference, so results are not directly comparable with the Keras
+      example. Whether it scores better is measured, not assumed: docs/experiments.md.
 
     Parameters
     ----------

@@ -224,8 +224,9 @@ def check_specificity_at_sensitivity(specificity_at_sensitivity: Callable[..., A
                     "indexes the normal scores, and np.percentile(specificities, [2.5, 97.5]) gives the interval")
         raise NotYet(f"{shown}: interval ({low:.3f}, {high:.3f}), expected ({want_ci[0]:.3f}, {want_ci[1]:.3f}): {hint}")
     ci = _specificity_ci(np.array(_OP_TEST_NEG), 0.2, n_boot=1000, seed=0)
-    return (f"at 95 % sensitivity the validation threshold is 0.20; on test it gives sensitivity 5/6 and specificity "
-            f"3/8 = 0.375, 95 % CI {ci[0]:.3f}–{ci[1]:.3f}: eight normal scans cannot pin a specificity down")
+    return (f"on the check's example data, the validation threshold for 95 % sensitivity is 0.20; on its test scans it "
+            f"gives sensitivity 5/6 and specificity 3/8 = 0.375, 95 % CI {ci[0]:.3f}–{ci[1]:.3f}: eight normal scans "
+            f"cannot pin a specificity down (now try it on this chapter's y_val, p_val, y_true, y_prob)")
 
 
 # ----------------------------------------------------------------------------- concept checks
